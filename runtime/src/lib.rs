@@ -1,0 +1,58 @@
+//! The buildd build engine.
+//!
+//! A build turns a source (a directory, a tarball, or a URL to one) into a slug: a gzipped tar of
+//! `./app/...` that is byte-identical for the same inputs. Buildpacks are WebAssembly components
+//! (`wasm32-wasip2`) exporting the `buildd:buildpack` contract; each phase runs in a fresh
+//! wasmtime store that sees only the directories granted to it, with bounded memory, time and
+//! output. This crate knows nothing of HTTP: the daemon and the CLI drive it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use buildd_runtime::{BuildRequest, Limits, Runtime, RuntimeConfig, Source, Stream};
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let static_site = runtime.load(&std::fs::read("static.wasm")?).await?;
+//! let outcome = runtime
+//!     .build(
+//!         BuildRequest {
+//!             source: Source::parse("examples/static-site"),
+//!             checksum: None,
+//!             buildpacks: vec![],
+//!             installed: vec![static_site],
+//!             config_vars: Default::default(),
+//!             cache_dir: None,
+//!             work_dir: None,
+//!             out: "slug.tgz".into(),
+//!             limits: Limits::default(),
+//!         },
+//!         Arc::new(|_: Stream, line: &str| println!("{line}")),
+//!     )
+//!     .await?;
+//! println!("{} {}", outcome.slug.size, outcome.slug.checksum);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod appfiles;
+#[allow(missing_docs)]
+mod bindings;
+pub mod confine;
+mod engine;
+mod lifecycle;
+mod limits;
+mod log;
+mod sandbox;
+mod slug;
+mod source;
+mod tripwire;
+mod unpack;
+
+pub use engine::{Buildpack, BuildpackInfo, Runtime, RuntimeConfig, SUPPORTED_APIS};
+pub use lifecycle::{BuildError, BuildOutcome, BuildRequest};
+pub use limits::{LimitExceeded, Limits, SourceLimits, human};
+pub use log::{LogSink, Stream};
+pub use sandbox::STACK;
+pub use slug::{PackError, SLUG_MTIME, Slug};
+pub use source::{Checksum, Source, SourceError};
+pub use unpack::AppStats;

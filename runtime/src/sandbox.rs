@@ -1,0 +1,288 @@
+//! One buildpack phase in a fresh store: the directories it is granted, its limits, its output.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::BuildpackWorldPre;
+use crate::bindings::buildd::buildpack::types::{BuildContext, ReleaseInfo};
+use crate::engine::{Buildpack, BuildpackInfo};
+use crate::limits::LimitExceeded;
+use crate::log::{BuildLog, Stream};
+use crate::tripwire::Tripwire;
+
+/// The stack every build runs on.
+pub const STACK: &str = "buildd-1";
+/// The wall clock a buildpack sees: 1980-01-01T00:00:01Z, the same fixed time slugs carry, so
+/// nothing a buildpack writes depends on when it ran.
+const FIXED_WALL_CLOCK: Duration = Duration::from_secs(315_532_801);
+/// Table elements an instance may grow to (Rust guests use a few hundred).
+const TABLE_LIMIT: usize = 100_000;
+/// Time allowed to answer `info` when a component is loaded.
+const INFO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Guest paths of the granted directories.
+const APP: &str = "/app";
+const CACHE: &str = "/cache";
+const ENV: &str = "/env";
+
+/// Per-store data: the WASI context and the memory limiter.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct Limiter {
+    memory: u64,
+    tripwire: Tripwire,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory {
+            let limit = LimitExceeded::Memory(self.memory);
+            self.tripwire.trip(limit.clone());
+            return Err(wasmtime::Error::msg(limit.to_string()));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > TABLE_LIMIT {
+            let limit = LimitExceeded::Table(TABLE_LIMIT);
+            self.tripwire.trip(limit.clone());
+            return Err(wasmtime::Error::msg(limit.to_string()));
+        }
+        Ok(true)
+    }
+}
+
+struct FixedClock;
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        FIXED_WALL_CLOCK
+    }
+}
+
+/// Host directories a phase may see.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grants {
+    /// The app dir and whether the phase may write it.
+    pub app: Option<(PathBuf, FsPerms)>,
+    /// The buildpack's cache dir (read-write).
+    pub cache: Option<PathBuf>,
+    /// The config vars dir (read-only).
+    pub env: Option<PathBuf>,
+}
+
+impl Grants {
+    pub(crate) fn none() -> Self {
+        Grants::default()
+    }
+
+    fn context(&self) -> BuildContext {
+        BuildContext {
+            app_dir: APP.into(),
+            cache_dir: self.cache.as_ref().map(|_| CACHE.into()),
+            env_dir: ENV.into(),
+            stack: STACK.into(),
+        }
+    }
+}
+
+/// The bounds and output of the build a phase belongs to.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub deadline: Instant,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub tripwire: Tripwire,
+    pub log: BuildLog,
+}
+
+/// Why a phase did not return.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PhaseError {
+    /// A limit stopped it.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+    /// The guest trapped (a panic, an out-of-bounds access, a stack overflow...).
+    #[error("{0}")]
+    Crash(String),
+    /// The host could not set the phase up.
+    #[error(transparent)]
+    Setup(#[from] anyhow::Error),
+}
+
+fn store(engine: &Engine, grants: &Grants, guard: &Guard) -> Result<Store<HostState>> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(guard.log.pipe(Stream::Stdout))
+        .stderr(guard.log.pipe(Stream::Stderr))
+        .wall_clock(FixedClock)
+        .insecure_random_seed(0)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if let Some((app, perms)) = &grants.app {
+        wasi.preopened_dir(app, APP, *perms)
+            .map_err(|e| anyhow!("granting the app dir: {e}"))?;
+    }
+    if let Some(cache) = &grants.cache {
+        wasi.preopened_dir(cache, CACHE, FsPerms::ReadWrite)
+            .map_err(|e| anyhow!("granting the cache dir: {e}"))?;
+    }
+    if let Some(env) = &grants.env {
+        wasi.preopened_dir(env, ENV, FsPerms::ReadOnly)
+            .map_err(|e| anyhow!("granting the env dir: {e}"))?;
+    }
+    let state = HostState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limiter: Limiter {
+            memory: guard.memory,
+            tripwire: guard.tripwire.clone(),
+        },
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // The callback runs at every epoch tick: check the clock, then let other tasks run.
+    let (deadline, timeout, tripwire) = (guard.deadline, guard.timeout, guard.tripwire.clone());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            tripwire.trip(LimitExceeded::Time(timeout));
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(store)
+}
+
+/// Runs a guest call under the build's deadline; a guest blocked in a host call (a sleep) is
+/// cancelled by dropping the future, which epochs alone cannot do.
+async fn guarded<T>(
+    guard: &Guard,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Result<T, PhaseError> {
+    let outcome = tokio::time::timeout_at(guard.deadline.into(), call).await;
+    guard.log.flush();
+    match outcome {
+        Err(_elapsed) => {
+            guard.tripwire.trip(LimitExceeded::Time(guard.timeout));
+            Err(guard.tripwire.tripped().unwrap().into())
+        }
+        Ok(Err(trap)) => Err(match guard.tripwire.tripped() {
+            Some(limit) => limit.into(),
+            None => PhaseError::Crash(format!("{trap:#}")),
+        }),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
+/// Asks a freshly loaded component who it is; its output is discarded.
+pub(crate) async fn info(
+    engine: &Engine,
+    pre: &BuildpackWorldPre<HostState>,
+    grants: Grants,
+) -> Result<BuildpackInfo> {
+    let tripwire = Tripwire::default();
+    let guard = Guard {
+        deadline: Instant::now() + INFO_TIMEOUT,
+        timeout: INFO_TIMEOUT,
+        memory: 64 << 20,
+        log: BuildLog::new(std::sync::Arc::new(|_: Stream, _: &str| {}), 64 << 10, tripwire.clone()),
+        tripwire,
+    };
+    let mut store = store(engine, &grants, &guard)?;
+    let info = guarded(&guard, async {
+        let world = pre.instantiate_async(&mut store).await?;
+        world.buildd_buildpack_buildpack().call_info(&mut store).await
+    })
+    .await
+    .map_err(|e| anyhow!("asking the component for its info: {e}"))?;
+    Ok(BuildpackInfo {
+        id: info.id,
+        name: info.name,
+        version: info.version,
+        api: info.api,
+        digest: String::new(),
+    })
+}
+
+/// `detect`: the app read-only, the config vars.
+pub(crate) async fn detect(
+    engine: &Engine,
+    bp: &Buildpack,
+    grants: &Grants,
+    guard: &Guard,
+) -> Result<Option<String>, PhaseError> {
+    let mut store = store(engine, grants, guard)?;
+    let ctx = grants.context();
+    guarded(guard, async {
+        let world = bp.pre.instantiate_async(&mut store).await?;
+        world.buildd_buildpack_buildpack().call_detect(&mut store, &ctx).await
+    })
+    .await
+}
+
+/// `compile`: the app read-write, the cache, the config vars.
+pub(crate) async fn compile(
+    engine: &Engine,
+    bp: &Buildpack,
+    grants: &Grants,
+    guard: &Guard,
+) -> Result<Result<(), String>, PhaseError> {
+    let mut store = store(engine, grants, guard)?;
+    let ctx = grants.context();
+    guarded(guard, async {
+        let world = bp.pre.instantiate_async(&mut store).await?;
+        world.buildd_buildpack_buildpack().call_compile(&mut store, &ctx).await
+    })
+    .await
+}
+
+/// `release`: the compiled app read-only, the config vars.
+pub(crate) async fn release(
+    engine: &Engine,
+    bp: &Buildpack,
+    grants: &Grants,
+    guard: &Guard,
+) -> Result<Result<ReleaseInfo, String>, PhaseError> {
+    let mut store = store(engine, grants, guard)?;
+    let ctx = grants.context();
+    guarded(guard, async {
+        let world = bp.pre.instantiate_async(&mut store).await?;
+        world.buildd_buildpack_buildpack().call_release(&mut store, &ctx).await
+    })
+    .await
+}

@@ -1,0 +1,354 @@
+//! Where a build's source comes from, and fetching it: streamed, metered, checksummed, unpacked.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use sha2::{Digest, Sha256};
+
+use crate::limits::{SourceLimits, human};
+use crate::unpack::{self, AppStats};
+
+/// A build's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A local directory, copied before the build.
+    Dir(PathBuf),
+    /// A local `.tar.gz`, `.tgz` or `.tar` file.
+    Archive(PathBuf),
+    /// An `http://` or `https://` URL to a tarball, streamed.
+    Url(String),
+}
+
+impl Source {
+    /// Reads a command-line argument: a URL, an existing directory, or else an archive path.
+    pub fn parse(arg: &str) -> Source {
+        if arg.starts_with("http://") || arg.starts_with("https://") {
+            Source::Url(arg.to_string())
+        } else if Path::new(arg).is_dir() {
+            Source::Dir(arg.into())
+        } else {
+            Source::Archive(arg.into())
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Dir(p) | Source::Archive(p) => write!(f, "{}", p.display()),
+            Source::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// An expected source digest, written `SHA256:<64 hex digits>` as in Heroku's `source_blob`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checksum(pub [u8; 32]);
+
+impl FromStr for Checksum {
+    type Err = SourceError;
+    fn from_str(s: &str) -> Result<Self, SourceError> {
+        let bad = || SourceError::BadChecksum(s.to_string());
+        let (algo, hex_digest) = s.split_once(':').ok_or_else(bad)?;
+        if !algo.eq_ignore_ascii_case("sha256") {
+            return Err(bad());
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| bad())?;
+        Ok(Checksum(digest))
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SHA256:{}", hex::encode(self.0))
+    }
+}
+
+/// Why a source could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// An archive entry broke a rule; names the entry and the rule.
+    #[error("source rejected: entry {entry:?}: {rule}")]
+    Rejected {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// The rule it broke.
+        rule: String,
+    },
+    /// A size limit was reached.
+    #[error("source too large: {0}")]
+    TooLarge(String),
+    /// The bytes did not match the expected checksum.
+    #[error("source checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// What the request said.
+        expected: Checksum,
+        /// What was downloaded.
+        actual: Checksum,
+    },
+    /// The checksum was not `SHA256:<hex>`.
+    #[error("invalid checksum {0:?}: expected SHA256:<64 hex digits>")]
+    BadChecksum(String),
+    /// The download failed.
+    #[error("downloading {url}: {message}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Not a (valid) tarball.
+    #[error("source is not a valid tarball: {0}")]
+    Corrupt(String),
+    /// The time limit ran out while fetching.
+    #[error("time limit exceeded while fetching the source")]
+    Timeout,
+    /// Reading or writing failed.
+    #[error("source: {0}")]
+    Io(#[source] io::Error),
+}
+
+/// Carried inside an `io::Error` by the metering reader, so the limit survives the tar and gzip
+/// layers in between.
+#[derive(Debug)]
+struct Stop(SourceError);
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for Stop {}
+
+impl SourceError {
+    /// Maps an error from the reading stack back to what caused it.
+    pub(crate) fn from_io(err: io::Error) -> SourceError {
+        if err.get_ref().is_some_and(|e| e.is::<Stop>()) {
+            let inner = err.into_inner().unwrap().downcast::<Stop>().unwrap();
+            return inner.0;
+        }
+        match err.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
+                SourceError::Corrupt(err.to_string())
+            }
+            _ if err.to_string().contains("header") || err.to_string().contains("archive") => {
+                SourceError::Corrupt(err.to_string())
+            }
+            _ => SourceError::Io(err),
+        }
+    }
+}
+
+/// Counts bytes through a reader, stops past a limit or a deadline, and hashes when asked.
+struct Metered<R> {
+    inner: R,
+    count: u64,
+    limit: u64,
+    what: &'static str,
+    deadline: Instant,
+    hasher: Option<Sha256>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(io::Error::other(Stop(SourceError::Timeout)));
+        }
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::other(Stop(SourceError::TooLarge(format!(
+                "more than {} {}",
+                human(self.limit),
+                self.what
+            )))));
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// The unpacked source, ready for the buildpacks.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The app dir: the unpacked tree, or its single top-level directory.
+    pub app_dir: PathBuf,
+    /// `SHA256:<hex>` of the archive bytes (`None` for a directory source).
+    pub checksum: Option<Checksum>,
+    /// What was written.
+    pub stats: AppStats,
+}
+
+/// Fetches and unpacks `source` into `work/source`, verifying `expected` before returning.
+pub(crate) fn fetch(
+    source: &Source,
+    expected: Option<&Checksum>,
+    work: &Path,
+    limits: &SourceLimits,
+    deadline: Instant,
+) -> Result<Fetched, SourceError> {
+    let root = work.join("source");
+    std::fs::create_dir_all(&root).map_err(SourceError::Io)?;
+    let dest = Dir::open_ambient_dir(&root, ambient_authority()).map_err(SourceError::Io)?;
+    let (stats, checksum) = match source {
+        Source::Dir(path) => {
+            if expected.is_some() {
+                return Err(SourceError::BadChecksum(
+                    "a checksum applies to archives, not directories".into(),
+                ));
+            }
+            let src = Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| {
+                SourceError::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+            })?;
+            (unpack::copy_dir(&src, &dest, limits)?, None)
+        }
+        Source::Archive(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                SourceError::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+            })?;
+            let (stats, sum) = unpack_stream(file, &dest, limits, deadline)?;
+            (stats, Some(sum))
+        }
+        Source::Url(url) => {
+            let body = download(url, limits)?;
+            let (stats, sum) = unpack_stream(body, &dest, limits, deadline)?;
+            (stats, Some(sum))
+        }
+    };
+    if let (Some(expected), Some(actual)) = (expected, checksum) {
+        if *expected != actual {
+            return Err(SourceError::ChecksumMismatch {
+                expected: *expected,
+                actual,
+            });
+        }
+    }
+    let app_dir = match (source, single_top_dir(&dest)) {
+        (Source::Archive(_) | Source::Url(_), Some(name)) => root.join(name),
+        _ => root,
+    };
+    Ok(Fetched {
+        app_dir,
+        checksum,
+        stats,
+    })
+}
+
+/// Tarballs from code hosts wrap the tree in one `repo-ref/` directory: the app is inside it.
+fn single_top_dir(dir: &Dir) -> Option<std::ffi::OsString> {
+    let mut entries = dir.entries().ok()?;
+    let only = entries.next()?.ok()?;
+    if entries.next().is_some() || !only.file_type().ok()?.is_dir() {
+        return None;
+    }
+    Some(only.file_name())
+}
+
+fn download(url: &str, limits: &SourceLimits) -> Result<impl Read + use<>, SourceError> {
+    let fail = |message: String| SourceError::Download {
+        url: url.to_string(),
+        message,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .max_redirects(5)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(fail(format!("HTTP {status}")));
+    }
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = length.filter(|l| *l > limits.download_bytes) {
+        return Err(SourceError::TooLarge(format!(
+            "the server announces {} bytes, the limit is {}",
+            length,
+            human(limits.download_bytes)
+        )));
+    }
+    Ok(response.into_body().into_reader())
+}
+
+/// Streams an archive (gzipped or plain tar) into `dest`, hashing the raw bytes on the way.
+fn unpack_stream(
+    raw: impl Read,
+    dest: &Dir,
+    limits: &SourceLimits,
+    deadline: Instant,
+) -> Result<(AppStats, Checksum), SourceError> {
+    let mut metered = BufReader::with_capacity(
+        256 * 1024,
+        Metered {
+            inner: raw,
+            count: 0,
+            limit: limits.download_bytes,
+            what: "of archive",
+            deadline,
+            hasher: Some(Sha256::new()),
+        },
+    );
+    let head = metered.fill_buf().map_err(SourceError::from_io)?;
+    if head.is_empty() {
+        return Err(SourceError::Corrupt("the archive is empty".into()));
+    }
+    let gzipped = head.starts_with(&[0x1f, 0x8b]);
+    let stats = {
+        // Concatenated gzip members are valid gzip (as `gzip -d` reads them); anything else after
+        // the last member is refused by the decoder.
+        let decoded: Box<dyn Read + '_> = if gzipped {
+            Box::new(flate2::bufread::MultiGzDecoder::new(&mut metered))
+        } else {
+            Box::new(&mut metered)
+        };
+        let mut unpacked = Metered {
+            inner: decoded,
+            count: 0,
+            limit: limits.unpacked_bytes,
+            what: "unpacked",
+            deadline,
+            hasher: None,
+        };
+        let stats = unpack::unpack(&mut unpacked, dest, limits)?;
+        // Read to the end so the checksum covers every byte.
+        io::copy(&mut unpacked, &mut io::sink()).map_err(SourceError::from_io)?;
+        stats
+    };
+    io::copy(&mut metered, &mut io::sink()).map_err(SourceError::from_io)?;
+    let hasher = metered.into_inner().hasher.take().unwrap();
+    Ok((stats, Checksum(hasher.finalize().into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_parse_and_print_like_heroku() {
+        let hex = "ab".repeat(32);
+        let sum: Checksum = format!("SHA256:{hex}").parse().unwrap();
+        assert_eq!(sum.to_string(), format!("SHA256:{hex}"));
+        assert!(format!("sha256:{hex}").parse::<Checksum>().is_ok());
+        assert!("MD5:abcd".parse::<Checksum>().is_err());
+        assert!("SHA256:zz".parse::<Checksum>().is_err());
+    }
+
+    #[test]
+    fn sources_are_told_apart() {
+        assert_eq!(Source::parse("https://x/y.tgz"), Source::Url("https://x/y.tgz".into()));
+        assert_eq!(Source::parse("."), Source::Dir(".".into()));
+        assert_eq!(Source::parse("no-such.tgz"), Source::Archive("no-such.tgz".into()));
+    }
+}
