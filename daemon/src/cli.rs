@@ -65,6 +65,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "KIB", default_value_t = 16 * 1024)]
     pub log_limit: u64,
 
+    /// Limit on the unpacked source, in MiB (caps gzip bombs).
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    pub max_unpacked: u64,
+
     /// Where precompiled components are kept (default: $BUILDD_CACHE_DIR/components, else
     /// ~/.cache/buildd/components).
     #[arg(long, value_name = "DIR", env = "BUILDD_COMPONENT_CACHE")]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use buildd_runtime::{BuildRequest, Buildpack, Limits, Runtime, RuntimeConfig, Source, Stream};
+use buildd_runtime::{BuildRequest, Buildpack, Limits, Runtime, RuntimeConfig, Source, SourceLimits, Stream};
 
 use crate::cli::RunArgs;
 use crate::embedded::FIRST_PARTY;
@@ -72,7 +72,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             timeout: Duration::from_secs(args.timeout),
             log_bytes: args.log_limit << 10,
             slug_size: args.slug_limit << 20,
-            ..Limits::default()
+            source: SourceLimits {
+                unpacked_bytes: args.max_unpacked << 20,
+                ..SourceLimits::default()
+            },
         },
     };
     let sink = Arc::new(|stream: Stream, line: &str| {

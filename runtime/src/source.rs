@@ -126,21 +126,14 @@ impl fmt::Display for Stop {
 impl std::error::Error for Stop {}
 
 impl SourceError {
-    /// Maps an error from the reading stack back to what caused it.
+    /// Maps an error from the reading stack back to what caused it: a limit or a failed read
+    /// travels as [`Stop`]; anything else was raised by the gzip or tar parsers.
     pub(crate) fn from_io(err: io::Error) -> SourceError {
         if err.get_ref().is_some_and(|e| e.is::<Stop>()) {
             let inner = err.into_inner().unwrap().downcast::<Stop>().unwrap();
             return inner.0;
         }
-        match err.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
-                SourceError::Corrupt(err.to_string())
-            }
-            _ if err.to_string().contains("header") || err.to_string().contains("archive") => {
-                SourceError::Corrupt(err.to_string())
-            }
-            _ => SourceError::Io(err),
-        }
+        SourceError::Corrupt(err.to_string())
     }
 }
 
@@ -152,6 +145,9 @@ struct Metered<R> {
     what: &'static str,
     deadline: Instant,
     hasher: Option<Sha256>,
+    /// Whether errors of `inner` are transport errors (the raw stream) rather than parse errors
+    /// (the decoder).
+    raw: bool,
 }
 
 impl<R: Read> Read for Metered<R> {
@@ -159,7 +155,13 @@ impl<R: Read> Read for Metered<R> {
         if Instant::now() >= self.deadline {
             return Err(io::Error::other(Stop(SourceError::Timeout)));
         }
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if self.raw && !e.get_ref().is_some_and(|i| i.is::<Stop>()) => {
+                return Err(io::Error::other(Stop(SourceError::Io(e))));
+            }
+            Err(e) => return Err(e),
+        };
         self.count += n as u64;
         if self.count > self.limit {
             return Err(io::Error::other(Stop(SourceError::TooLarge(format!(
@@ -298,6 +300,7 @@ fn unpack_stream(
             what: "of archive",
             deadline,
             hasher: Some(Sha256::new()),
+            raw: true,
         },
     );
     let head = metered.fill_buf().map_err(SourceError::from_io)?;
@@ -320,6 +323,7 @@ fn unpack_stream(
             what: "unpacked",
             deadline,
             hasher: None,
+            raw: false,
         };
         let stats = unpack::unpack(&mut unpacked, dest, limits)?;
         // Read to the end so the checksum covers every byte.
@@ -327,7 +331,7 @@ fn unpack_stream(
         stats
     };
     io::copy(&mut metered, &mut io::sink()).map_err(SourceError::from_io)?;
-    let hasher = metered.into_inner().hasher.take().unwrap();
+    let hasher = metered.into_inner().hasher.unwrap();
     Ok((stats, Checksum(hasher.finalize().into())))
 }
 

@@ -4,7 +4,7 @@
 //! Symlinks are created last, after every file and directory, so no write ever passes through
 //! one; then each is resolved and refused if it leads out of the app dir.
 
-use std::io::{self, Read};
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,17 @@ impl<'a> AppWriter<'a> {
             .dest
             .create(path)
             .map_err(|e| rejected(raw, format!("cannot create file: {e}")))?;
-        let written = io::copy(data, &mut file).map_err(SourceError::from_io)?;
+        // Read errors come from the archive (limits, corruption); write errors from the disk.
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = data.read(&mut buf).map_err(SourceError::from_io)?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).map_err(SourceError::Io)?;
+            written += n as u64;
+        }
         file.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(
             file_mode(mode),
         )))

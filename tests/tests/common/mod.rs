@@ -1,0 +1,226 @@
+//! Helpers for the end-to-end tests: find and run the real `buildd` binary, make fixture apps and
+//! tarballs, serve files over loopback HTTP, read slugs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `buildd` binary cargo built next to this test (built on demand when run alone).
+pub fn buildd_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test> -> target/<profile>/buildd
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        // `cargo test -p buildd-tests` alone does not rebuild the binary: make sure it is fresh
+        // (a no-op when it is), with the same profile as this test.
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "-p", "buildd", "--bin", "buildd"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.current_dir(repo_root()).status().unwrap();
+        assert!(status.success(), "building buildd");
+        profile_dir.join("buildd")
+    })
+    .clone()
+}
+
+/// One precompiled-component cache for the whole test run: each component compiles once.
+pub fn component_cache() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("test-component-cache")
+}
+
+/// A test buildpack's `.wasm`, built by `tests/build.rs`.
+pub fn hostile_wasm() -> &'static str {
+    env!("BUILDD_BUILDPACK_HOSTILE_WASM")
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// What a finished `buildd run` printed.
+pub struct Run {
+    pub output: Output,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+
+    /// The slug checksum printed in the summary.
+    pub fn checksum(&self) -> String {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Checksum:"))
+            .unwrap_or_else(|| panic!("no checksum in output:\n{}", self.stdout))
+            .trim()
+            .to_string()
+    }
+
+    /// Everything printed, for assertion messages.
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `buildd run` in `cwd` with the given arguments; temp files go under `cwd/tmp`.
+pub fn buildd_run(cwd: &Path, args: &[&str]) -> Run {
+    let tmp = cwd.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let output = Command::new(buildd_bin())
+        .arg("run")
+        .args(args)
+        .current_dir(cwd)
+        .env("TMPDIR", &tmp)
+        .env("BUILDD_COMPONENT_CACHE", component_cache())
+        .output()
+        .unwrap();
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        output,
+    }
+}
+
+/// Writes files (path -> content) under `root`; a path ending in `*` is made executable.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let (path, exec) = match path.strip_suffix('*') {
+            Some(p) => (p, true),
+            None => (*path, false),
+        };
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, content).unwrap();
+        if exec {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+}
+
+/// Entries of a slug: path -> (mode, content or symlink target).
+pub fn slug_entries(path: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let mode = entry.header().mode().unwrap();
+        let mut data = Vec::new();
+        if entry.header().entry_type().is_symlink() {
+            data = entry.link_name_bytes().unwrap().into_owned();
+        } else {
+            entry.read_to_end(&mut data).unwrap();
+        }
+        entries.insert(name, (mode, data));
+    }
+    entries
+}
+
+/// sha256 of a file, as `SHA256:<hex>`.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    format!("SHA256:{}", hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())))
+}
+
+/// A gzipped tarball of `dir`, with every path below `prefix/`.
+pub fn tarball_of(dir: &Path, prefix: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.append_dir_all(prefix, dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A raw tar header with any name and link name, bypassing the tar crate's path checks, as an
+/// attacker would write it.
+pub fn raw_header(name: &[u8], kind: tar::EntryType, size: u64, link: &[u8]) -> tar::Header {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(0);
+    h.set_cksum();
+    h
+}
+
+/// Builds a hostile tar.gz from raw entries (header, data).
+pub fn hostile_tarball(entries: &[(tar::Header, Vec<u8>)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (header, data) in entries {
+        builder.append(header, &data[..]).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// Serves `files` (URL path -> body) on a loopback port until the returned guard is dropped.
+pub struct Server {
+    pub base: String,
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(files: BTreeMap<String, Vec<u8>>) -> Server {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let serving = server.clone();
+        let thread = std::thread::spawn(move || {
+            for request in serving.incoming_requests() {
+                let response = match files.get(request.url()) {
+                    Some(body) => tiny_http::Response::from_data(body.clone()).boxed(),
+                    None => tiny_http::Response::from_string("not found")
+                        .with_status_code(404)
+                        .boxed(),
+                };
+                let _ = request.respond(response);
+            }
+        });
+        Server {
+            base,
+            server,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every path below `root`, relative, sorted (symlinks not followed).
+pub fn list_tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,99 @@
+//! Buildpacks that attack the host: each fails its build with the limit or the denied path
+//! named, writes no slug, and leaves nothing behind on the host.
+
+mod common;
+
+use common::*;
+
+/// Runs the hostile buildpack in `mode` with extra flags; returns the run and its temp dir.
+fn attack(mode: &str, flags: &[&str]) -> (Run, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_tree(&app, &[("README", "victim app\n")]);
+    let env = format!("HOSTILE={mode}");
+    let mut args = vec![
+        app.to_str().unwrap().to_string(),
+        "--buildpack".into(),
+        hostile_wasm().into(),
+        "--env".into(),
+        env,
+        "-o".into(),
+        "slug.tgz".into(),
+    ];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = buildd_run(tmp.path(), &args);
+    (run, tmp)
+}
+
+fn assert_failed_cleanly(run: &Run, tmp: &tempfile::TempDir, needle: &str) {
+    assert!(!run.ok(), "the build must fail: {}", run.all());
+    assert!(run.stdout.contains(needle), "expected {needle:?} in the output: {}", run.all());
+    assert!(run.stderr.contains("build failed"), "{}", run.all());
+    assert!(!tmp.path().join("slug.tgz").exists(), "no slug from a failed build");
+    // The build's scratch dir (under TMPDIR) is gone, and nothing was leaked anywhere.
+    let left: Vec<String> = list_tree(&tmp.path().join("tmp"));
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+    assert!(
+        !list_tree(tmp.path()).iter().any(|p| p.ends_with("LEAKED")),
+        "host file leaked"
+    );
+}
+
+#[test]
+fn infinite_loop_hits_the_time_limit() {
+    let (run, tmp) = attack("loop", &["--timeout", "2"]);
+    assert_failed_cleanly(&run, &tmp, "time limit exceeded");
+}
+
+#[test]
+fn sleeping_in_a_host_call_hits_the_time_limit() {
+    let (run, tmp) = attack("sleep", &["--timeout", "2"]);
+    assert_failed_cleanly(&run, &tmp, "time limit exceeded");
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    let (run, tmp) = attack("alloc", &["--memory-limit", "64"]);
+    assert_failed_cleanly(&run, &tmp, "memory limit exceeded");
+    assert!(run.stdout.contains("64 MiB"), "{}", run.all());
+}
+
+#[test]
+fn output_flood_hits_the_output_limit() {
+    let (run, tmp) = attack("flood", &["--log-limit", "64"]);
+    assert_failed_cleanly(&run, &tmp, "output limit exceeded");
+    let lines = run.stdout.lines().filter(|l| l.starts_with("flooding")).count();
+    assert!(lines < 2000, "output was cut off near 64 KiB, got {lines} lines");
+}
+
+#[test]
+fn oversized_slug_hits_the_slug_limit() {
+    let (run, tmp) = attack("bigslug", &["--slug-limit", "1"]);
+    assert_failed_cleanly(&run, &tmp, "slug size limit exceeded");
+}
+
+#[test]
+fn deep_recursion_crashes_only_the_buildpack() {
+    let (run, tmp) = attack("recurse", &[]);
+    assert_failed_cleanly(&run, &tmp, "buildpack test/hostile crashed");
+}
+
+#[test]
+fn host_files_are_out_of_reach() {
+    let (run, tmp) = attack("passwd", &[]);
+    assert_failed_cleanly(&run, &tmp, "denied: /etc/passwd");
+}
+
+#[test]
+fn dotdot_paths_do_not_leave_the_preopens() {
+    let (run, tmp) = attack("dotdot", &[]);
+    assert_failed_cleanly(&run, &tmp, "denied: ../../../../../../../../etc/passwd");
+}
+
+#[test]
+fn symlink_out_of_the_app_is_not_followed_by_the_packer() {
+    let (run, tmp) = attack("symlink", &[]);
+    assert_failed_cleanly(&run, &tmp, "refusing \"leak\"");
+    assert!(run.stdout.contains("points outside the app dir"), "{}", run.all());
+}

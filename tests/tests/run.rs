@@ -1,0 +1,179 @@
+//! `buildd run` end to end: the real binary builds real apps with the embedded wasm buildpacks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+#[test]
+fn procfile_app_builds_into_a_slug_with_its_process_types() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = repo_root().join("examples/procfile-app");
+    let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--out", "slug.tgz"]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains("-----> Procfile app detected"), "{}", run.all());
+    assert!(run.stdout.contains("Procfile declares types -> web, worker"), "{}", run.all());
+    assert!(run.stdout.contains("  web: bin/web"), "{}", run.all());
+
+    let slug = tmp.path().join("slug.tgz");
+    assert_eq!(run.checksum(), sha256_file(&slug), "the printed checksum is the file's");
+    let entries = slug_entries(&slug);
+    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+    assert!(names.contains(&"./app/"), "{names:?}");
+    assert_eq!(entries["./app/bin/web"].0, 0o755);
+    assert_eq!(entries["./app/Procfile"].0, 0o644);
+    assert!(names.iter().all(|n| n.starts_with("./app/")), "{names:?}");
+}
+
+#[test]
+fn static_app_is_precompressed_with_a_manifest_and_slugignore_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("site");
+    let page = format!("<html><body>{}</body></html>\n", "hello static world ".repeat(40));
+    write_tree(
+        &app,
+        &[
+            ("index.html", page.as_str()),
+            ("tiny.txt", "small\n"),
+            ("drafts/secret.html", "not for production"),
+            ("logo.psd", "binary-ish"),
+            (".slugignore", "*.psd\n/drafts\n"),
+        ],
+    );
+    let run = buildd_run(tmp.path(), &[app.to_str().unwrap()]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains("-----> Static site app detected"), "{}", run.all());
+    assert!(run.stdout.contains("Removed 2 paths listed in .slugignore"), "{}", run.all());
+
+    let entries = slug_entries(&tmp.path().join("slug.tgz"));
+    let gz = &entries["./app/index.html.gz"].1;
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, page, "the .gz sibling holds the page");
+    assert!(!entries.contains_key("./app/tiny.txt.gz"), "tiny files are not compressed");
+    assert!(!entries.contains_key("./app/drafts/"));
+    assert!(!entries.contains_key("./app/logo.psd"));
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&entries["./app/asset-manifest.json"].1).unwrap();
+    let html = &manifest["files"]["/index.html"];
+    assert_eq!(html["size"], page.len());
+    use sha2::Digest;
+    assert_eq!(html["sha256"], hex::encode(sha2::Sha256::digest(page.as_bytes())));
+}
+
+/// Same source, different mtimes, modes and umask: the same slug, byte for byte.
+#[test]
+fn same_input_gives_a_byte_identical_slug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = format!("<html><body>{}</body></html>", "same bytes every time. ".repeat(30));
+    let files: &[(&str, &str)] = &[
+        ("index.html", page.as_str()),
+        ("css/a.css", "body { margin: 0 }\n"),
+        ("Procfile", "web: serve\n"),
+        ("bin/serve*", "#!/bin/sh\n"),
+    ];
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    write_tree(&one, files);
+    write_tree(&two, files);
+    // The second copy: older mtimes, group/other bits cleared, a different exec mode.
+    let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
+    for (path, _) in files {
+        let path = two.join(path.trim_end_matches('*'));
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o700;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(two.join("css"), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let cache = tmp.path().join("cache");
+    let a = buildd_run(tmp.path(), &[one.to_str().unwrap(), "-o", "a.tgz"]);
+    let b = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "b.tgz"]);
+    // A warm buildpack cache must not change the result either.
+    let c = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "c.tgz", "--cache-dir", cache.to_str().unwrap()]);
+    let d = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "d.tgz", "--cache-dir", cache.to_str().unwrap()]);
+    for run in [&a, &b, &c, &d] {
+        assert!(run.ok(), "{}", run.all());
+    }
+    assert!(d.stdout.contains("(1 from cache)"), "second build reuses the cache: {}", d.all());
+    assert_eq!(a.checksum(), b.checksum());
+    assert_eq!(a.checksum(), c.checksum());
+    assert_eq!(a.checksum(), d.checksum());
+    assert_eq!(
+        std::fs::read(tmp.path().join("a.tgz")).unwrap(),
+        std::fs::read(tmp.path().join("d.tgz")).unwrap()
+    );
+}
+
+#[test]
+fn tarball_over_http_is_streamed_checksummed_and_its_top_dir_stripped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = repo_root().join("examples/procfile-app");
+    let tarball = tarball_of(&app, "procfile-app-main");
+    let sum = {
+        use sha2::Digest;
+        format!("SHA256:{}", hex::encode(sha2::Sha256::digest(&tarball)))
+    };
+    let server = Server::start(BTreeMap::from([("/app.tgz".to_string(), tarball)]));
+    let url = format!("{}/app.tgz", server.base);
+
+    let run = buildd_run(tmp.path(), &[&url, "--checksum", &sum]);
+    assert!(run.ok(), "{}", run.all());
+    let entries = slug_entries(&tmp.path().join("slug.tgz"));
+    assert!(entries.contains_key("./app/Procfile"), "top-level dir stripped: {:?}", entries.keys());
+
+    let wrong = format!("SHA256:{}", "0".repeat(64));
+    let run = buildd_run(tmp.path(), &[&url, "--checksum", &wrong, "-o", "bad.tgz"]);
+    assert!(!run.ok());
+    assert!(run.stdout.contains("source checksum mismatch"), "{}", run.all());
+    assert!(!tmp.path().join("bad.tgz").exists());
+
+    let run = buildd_run(tmp.path(), &[&format!("{}/missing.tgz", server.base), "-o", "x.tgz"]);
+    assert!(!run.ok());
+    assert!(run.stdout.contains("HTTP 404"), "{}", run.all());
+}
+
+#[test]
+fn local_tarball_and_config_vars_reach_the_buildpack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write_tree(&src, &[("Procfile", "web: run\n")]);
+    std::fs::write(tmp.path().join("app.tgz"), tarball_of(&src, "app")).unwrap();
+    // The hostile buildpack's "cache" mode only writes its cache; what matters is that the
+    // config var picked the mode, which it can only read from its env dir.
+    let run = buildd_run(
+        tmp.path(),
+        &["app.tgz", "--buildpack", hostile_wasm(), "--env", "HOSTILE=cache"],
+    );
+    assert!(run.ok(), "{}", run.all());
+    assert!(run.stdout.contains("Attacking with cache"), "{}", run.all());
+    assert!(run.stdout.contains("-----> Using buildpack: test/hostile"), "{}", run.all());
+}
+
+#[test]
+fn explicit_buildpack_that_does_not_detect_fails_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = repo_root().join("examples/procfile-app");
+    let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--buildpack", "static"]);
+    assert!(!run.ok());
+    assert!(run.stdout.contains("App not compatible with buildpack: buildd/static"), "{}", run.all());
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = buildd_run(tmp.path(), &[empty.to_str().unwrap()]);
+    assert!(!run.ok());
+    assert!(run.stdout.contains("No default language could be detected"), "{}", run.all());
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("bogus.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let app = repo_root().join("examples/procfile-app");
+    let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--buildpack", "bogus.wasm"]);
+    assert!(!run.ok());
+    assert!(run.stderr.contains("bogus.wasm"), "{}", run.all());
+}
