@@ -5,7 +5,11 @@ fn main() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("buildpacks");
     let built = buildd_wasm_builder::build(
         manifest.parent().unwrap(),
-        &["buildd-buildpack-hostile", "buildd-buildpack-static", "buildd-buildpack-procfile"],
+        &[
+            "buildd-buildpack-hostile",
+            "buildd-buildpack-static",
+            "buildd-buildpack-procfile",
+        ],
         &out,
     );
     for path in built {

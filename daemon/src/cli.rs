@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an app locally, without a daemon, and write its slug.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the first-party buildpacks this binary carries.
     Buildpacks,
 }

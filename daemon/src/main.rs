@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: starting the async runtime: {err}");
@@ -27,7 +30,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            cli::Command::Run(args) => run::run(args).await,
+            cli::Command::Run(args) => run::run(*args).await,
             cli::Command::Buildpacks => run::list_buildpacks().await,
         }
     });

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use buildd_runtime::{BuildRequest, Buildpack, Limits, Runtime, RuntimeConfig, Source, SourceLimits, Stream};
+use buildd_runtime::{
+    BuildRequest, Buildpack, Limits, Runtime, RuntimeConfig, Source, SourceLimits, Stream,
+};
 
 use crate::cli::RunArgs;
 use crate::embedded::FIRST_PARTY;
@@ -31,7 +33,11 @@ async fn first_party(runtime: &Runtime) -> Result<Vec<Buildpack>> {
 }
 
 /// Resolves `--buildpack` values: first-party names (short or full id) or `.wasm` files.
-async fn chosen(runtime: &Runtime, installed: &[Buildpack], names: &[String]) -> Result<Vec<Buildpack>> {
+async fn chosen(
+    runtime: &Runtime,
+    installed: &[Buildpack],
+    names: &[String],
+) -> Result<Vec<Buildpack>> {
     let mut chosen = Vec::new();
     for name in names {
         let first_party = FIRST_PARTY
@@ -100,7 +106,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                     println!("  {name}: {command}");
                 }
             }
-            println!("Built in {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+            println!(
+                "Built in {:.0} ms",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

@@ -53,11 +53,18 @@ pub(crate) fn procfile(app: &Dir) -> Result<Option<BTreeMap<String, String>>, St
             Some((name, command))
                 if !name.is_empty()
                     && !command.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
             {
                 types.insert(name.to_string(), command.to_string());
             }
-            _ => return Err(format!("Procfile line {} is not `name: command`: {line:?}", number + 1)),
+            _ => {
+                return Err(format!(
+                    "Procfile line {} is not `name: command`: {line:?}",
+                    number + 1
+                ));
+            }
         }
     }
     Ok(Some(types))
@@ -79,7 +86,11 @@ pub(crate) fn apply_slugignore(app: &Dir) -> Result<usize, String> {
     let mut doomed = Vec::new();
     collect(app, Path::new(""), &rules, &mut doomed).map_err(|e| format!(".slugignore: {e}"))?;
     for (path, is_dir) in &doomed {
-        let removed = if *is_dir { app.remove_dir_all(path) } else { app.remove_file(path) };
+        let removed = if *is_dir {
+            app.remove_dir_all(path)
+        } else {
+            app.remove_file(path)
+        };
         removed.map_err(|e| format!(".slugignore: removing {}: {e}", path.display()))?;
     }
     Ok(doomed.len())
@@ -96,7 +107,10 @@ fn collect(
         let path = rel.join(entry.file_name());
         let kind = entry.file_type()?;
         let is_dir = kind.is_dir();
-        if rules.matched(Path::new("/").join(&path), is_dir).is_ignore() {
+        if rules
+            .matched(Path::new("/").join(&path), is_dir)
+            .is_ignore()
+        {
             doomed.push((path, is_dir));
         } else if is_dir {
             collect(&entry.open_dir()?, &path, rules, doomed)?;
@@ -119,7 +133,11 @@ mod tests {
     fn procfile_parses_and_names_bad_lines() {
         let (tmp, dir) = app();
         assert_eq!(procfile(&dir), Ok(None));
-        std::fs::write(tmp.path().join("Procfile"), "web: bin/web\n# x\nworker: run\n").unwrap();
+        std::fs::write(
+            tmp.path().join("Procfile"),
+            "web: bin/web\n# x\nworker: run\n",
+        )
+        .unwrap();
         let types = procfile(&dir).unwrap().unwrap();
         assert_eq!(types["web"], "bin/web");
         assert_eq!(types.len(), 2);
@@ -137,7 +155,13 @@ mod tests {
     #[test]
     fn slugignore_removes_matches_anywhere_and_anchored() {
         let (tmp, dir) = app();
-        for f in ["a.log", "src/b.log", "docs/x.md", "keep.txt", "src/docs/y.md"] {
+        for f in [
+            "a.log",
+            "src/b.log",
+            "docs/x.md",
+            "keep.txt",
+            "src/docs/y.md",
+        ] {
             let p = tmp.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "x").unwrap();

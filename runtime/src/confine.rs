@@ -57,7 +57,10 @@ pub fn check(root: &Dir, link: &Path) -> Result<(), Escape> {
         }
         resolved.push(part);
         let here: PathBuf = resolved.iter().collect();
-        if root.symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink()) {
+        if root
+            .symlink_metadata(&here)
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             follows += 1;
             if follows > MAX_FOLLOWS {
                 return Err(Escape::Loop(first));
@@ -117,14 +120,23 @@ mod tests {
     fn escapes_fail_even_through_other_links() {
         let (_tmp, dir) = tree();
         dir.symlink("../../etc/passwd", "sub/out").unwrap();
-        assert!(matches!(check(&dir, Path::new("sub/out")), Err(Escape::Outside(_))));
+        assert!(matches!(
+            check(&dir, Path::new("sub/out")),
+            Err(Escape::Outside(_))
+        ));
         // `up` alone stays inside; `out2` climbs from where `up` really points.
         dir.symlink("sub/..", "up").unwrap();
         dir.symlink("up/..", "out2").unwrap();
         assert_eq!(check(&dir, Path::new("up")), Ok(()));
-        assert!(matches!(check(&dir, Path::new("out2")), Err(Escape::Outside(_))));
+        assert!(matches!(
+            check(&dir, Path::new("out2")),
+            Err(Escape::Outside(_))
+        ));
         dir.symlink("loop2", "loop1").unwrap();
         dir.symlink("loop1", "loop2").unwrap();
-        assert!(matches!(check(&dir, Path::new("loop1")), Err(Escape::Loop(_))));
+        assert!(matches!(
+            check(&dir, Path::new("loop1")),
+            Err(Escape::Loop(_))
+        ));
     }
 }

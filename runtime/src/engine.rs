@@ -71,7 +71,9 @@ pub struct Buildpack {
 
 impl std::fmt::Debug for Buildpack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Buildpack").field("info", &self.info).finish()
+        f.debug_struct("Buildpack")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -155,11 +157,15 @@ fn validate_id(id: &str) -> Result<()> {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b))
-        && !id.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+        && !id
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
     if ok {
         Ok(())
     } else {
-        anyhow::bail!("buildpack id {id:?} must be lowercase letters, digits, '.', '_', '-' and '/'")
+        anyhow::bail!(
+            "buildpack id {id:?} must be lowercase letters, digits, '.', '_', '-' and '/'"
+        )
     }
 }
 
@@ -176,7 +182,10 @@ fn compile(engine: &Engine, cache: Option<&Path>, wasm: &[u8], digest: &str) -> 
         // the digest of their source and the engine's settings.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::warn!("recompiling: unusable cached component {}: {e}", path.display()),
+            Err(e) => tracing::warn!(
+                "recompiling: unusable cached component {}: {e}",
+                path.display()
+            ),
         }
     }
     let artifact = engine

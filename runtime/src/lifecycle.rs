@@ -98,7 +98,11 @@ impl Runtime {
     /// Runs a whole build, sending its output to `sink` line by line as it happens.
     ///
     /// On failure the error is also written to the output, Heroku style (` !     ...`).
-    pub async fn build(&self, request: BuildRequest, sink: Arc<dyn LogSink>) -> Result<BuildOutcome, BuildError> {
+    pub async fn build(
+        &self,
+        request: BuildRequest,
+        sink: Arc<dyn LogSink>,
+    ) -> Result<BuildOutcome, BuildError> {
         let tripwire = Tripwire::default();
         let log = BuildLog::new(sink, request.limits.log_bytes, tripwire.clone());
         let mut detected = None;
@@ -108,7 +112,9 @@ impl Runtime {
                 log.host(&format!(" !     {line}"));
             }
             match detected {
-                Some(name) => log.host(&format!(" !     Push rejected, failed to compile {name} app.")),
+                Some(name) => log.host(&format!(
+                    " !     Push rejected, failed to compile {name} app."
+                )),
                 None => log.host(" !     Push failed"),
             }
         }
@@ -159,10 +165,13 @@ impl Runtime {
             human_short(fetched.stats.bytes)
         ));
         let app_dir = fetched.app_dir;
-        let app = Dir::open_ambient_dir(&app_dir, cap_std::ambient_authority()).map_err(anyhow::Error::from)?;
+        let app = Dir::open_ambient_dir(&app_dir, cap_std::ambient_authority())
+            .map_err(anyhow::Error::from)?;
         let ignored = appfiles::apply_slugignore(&app).map_err(BuildError::Invalid)?;
         if ignored > 0 {
-            log.host(&format!("-----> Removed {ignored} paths listed in .slugignore"));
+            log.host(&format!(
+                "-----> Removed {ignored} paths listed in .slugignore"
+            ));
         }
         let env_dir = work.path().join("env");
         write_env(&env_dir, &request.config_vars)?;
@@ -176,7 +185,10 @@ impl Runtime {
         let mut chosen: Vec<(Buildpack, String)> = Vec::new();
         if request.buildpacks.is_empty() {
             for bp in &request.installed {
-                if let Some(name) = phase(bp, sandbox::detect(&self.engine, bp, &detect_grants, &guard).await)? {
+                if let Some(name) = phase(
+                    bp,
+                    sandbox::detect(&self.engine, bp, &detect_grants, &guard).await,
+                )? {
                     chosen.push((bp.clone(), name));
                     break;
                 }
@@ -189,7 +201,10 @@ impl Runtime {
         } else {
             for bp in &request.buildpacks {
                 log.host(&format!("-----> Using buildpack: {}", bp.info.id));
-                match phase(bp, sandbox::detect(&self.engine, bp, &detect_grants, &guard).await)? {
+                match phase(
+                    bp,
+                    sandbox::detect(&self.engine, bp, &detect_grants, &guard).await,
+                )? {
                     Some(name) => chosen.push((bp.clone(), name)),
                     None => {
                         return Err(BuildError::Detect(format!(
@@ -211,11 +226,13 @@ impl Runtime {
                 cache: Some(cache),
                 env: Some(env_dir.clone()),
             };
-            phase(bp, sandbox::compile(&self.engine, bp, &grants, &guard).await)?.map_err(|message| {
-                BuildError::Buildpack {
-                    id: bp.info.id.clone(),
-                    message,
-                }
+            phase(
+                bp,
+                sandbox::compile(&self.engine, bp, &grants, &guard).await,
+            )?
+            .map_err(|message| BuildError::Buildpack {
+                id: bp.info.id.clone(),
+                message,
             })?;
         }
 
@@ -228,11 +245,14 @@ impl Runtime {
         };
         let mut process_types = BTreeMap::new();
         for (bp, _) in &chosen {
-            let release = phase(bp, sandbox::release(&self.engine, bp, &release_grants, &guard).await)?
-                .map_err(|message| BuildError::Buildpack {
-                    id: bp.info.id.clone(),
-                    message,
-                })?;
+            let release = phase(
+                bp,
+                sandbox::release(&self.engine, bp, &release_grants, &guard).await,
+            )?
+            .map_err(|message| BuildError::Buildpack {
+                id: bp.info.id.clone(),
+                message,
+            })?;
             let defaults: BTreeMap<_, _> = release
                 .process_types
                 .into_iter()
@@ -264,7 +284,8 @@ impl Runtime {
         log.host("-----> Compressing...");
         let (size, checksum) = {
             let (app_dir, out, limit) = (app_dir.clone(), request.out.clone(), limits.slug_size);
-            let task = tokio::task::spawn_blocking(move || slug::pack(&app_dir, &out, limit, deadline));
+            let task =
+                tokio::task::spawn_blocking(move || slug::pack(&app_dir, &out, limit, deadline));
             with_deadline(deadline, limits, task).await??
         };
         log.host(&format!("       Done: {}", human_short(size)));
@@ -276,7 +297,10 @@ impl Runtime {
                 checksum,
                 process_types,
             },
-            description: chosen.last().map(|(_, name)| name.clone()).unwrap_or_default(),
+            description: chosen
+                .last()
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default(),
             buildpacks: chosen.into_iter().map(|(bp, _)| bp.info).collect(),
             source_checksum: fetched.checksum.map(|c| c.to_string()),
         })
@@ -345,7 +369,11 @@ fn human_short(bytes: u64) -> String {
 }
 
 #[allow(dead_code)]
-fn _assert_send(rt: &Runtime, r: BuildRequest, s: Arc<dyn LogSink>) -> impl std::future::Future + Send + '_ {
+fn _assert_send(
+    rt: &Runtime,
+    r: BuildRequest,
+    s: Arc<dyn LogSink>,
+) -> impl std::future::Future + Send + '_ {
     let _ = human;
     rt.build(r, s)
 }

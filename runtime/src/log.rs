@@ -174,7 +174,11 @@ impl OutputStream for GuestPipe {
 }
 
 impl tokio::io::AsyncWrite for GuestPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(
             self.log
                 .guest(self.stream, buf)
@@ -196,12 +200,13 @@ impl tokio::io::AsyncWrite for GuestPipe {
 mod tests {
     use super::*;
 
-    fn collect() -> (Arc<Mutex<Vec<(Stream, String)>>>, Arc<dyn LogSink>) {
+    type Lines = Arc<Mutex<Vec<(Stream, String)>>>;
+
+    fn collect() -> (Lines, Arc<dyn LogSink>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink_lines = lines.clone();
-        let sink: Arc<dyn LogSink> = Arc::new(move |s: Stream, l: &str| {
-            sink_lines.lock().unwrap().push((s, l.to_string()))
-        });
+        let sink: Arc<dyn LogSink> =
+            Arc::new(move |s: Stream, l: &str| sink_lines.lock().unwrap().push((s, l.to_string())));
         (lines, sink)
     }
 

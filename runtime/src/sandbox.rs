@@ -220,13 +220,20 @@ pub(crate) async fn info(
         deadline: Instant::now() + INFO_TIMEOUT,
         timeout: INFO_TIMEOUT,
         memory: 64 << 20,
-        log: BuildLog::new(std::sync::Arc::new(|_: Stream, _: &str| {}), 64 << 10, tripwire.clone()),
+        log: BuildLog::new(
+            std::sync::Arc::new(|_: Stream, _: &str| {}),
+            64 << 10,
+            tripwire.clone(),
+        ),
         tripwire,
     };
     let mut store = store(engine, &grants, &guard)?;
     let info = guarded(&guard, async {
         let world = pre.instantiate_async(&mut store).await?;
-        world.buildd_buildpack_buildpack().call_info(&mut store).await
+        world
+            .buildd_buildpack_buildpack()
+            .call_info(&mut store)
+            .await
     })
     .await
     .map_err(|e| anyhow!("asking the component for its info: {e}"))?;
@@ -250,7 +257,10 @@ pub(crate) async fn detect(
     let ctx = grants.context();
     guarded(guard, async {
         let world = bp.pre.instantiate_async(&mut store).await?;
-        world.buildd_buildpack_buildpack().call_detect(&mut store, &ctx).await
+        world
+            .buildd_buildpack_buildpack()
+            .call_detect(&mut store, &ctx)
+            .await
     })
     .await
 }
@@ -266,7 +276,10 @@ pub(crate) async fn compile(
     let ctx = grants.context();
     guarded(guard, async {
         let world = bp.pre.instantiate_async(&mut store).await?;
-        world.buildd_buildpack_buildpack().call_compile(&mut store, &ctx).await
+        world
+            .buildd_buildpack_buildpack()
+            .call_compile(&mut store, &ctx)
+            .await
     })
     .await
 }
@@ -282,7 +295,10 @@ pub(crate) async fn release(
     let ctx = grants.context();
     guarded(guard, async {
         let world = bp.pre.instantiate_async(&mut store).await?;
-        world.buildd_buildpack_buildpack().call_release(&mut store, &ctx).await
+        world
+            .buildd_buildpack_buildpack()
+            .call_release(&mut store, &ctx)
+            .await
     })
     .await
 }

@@ -86,16 +86,27 @@ impl<W: Write> Write for Output<W> {
 }
 
 fn pack_io(err: io::Error) -> PackError {
-    match err.get_ref().and_then(|e| e.downcast_ref::<LimitExceeded>()) {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<LimitExceeded>())
+    {
         Some(limit) => PackError::Limit(limit.clone()),
         None => PackError::Io(err),
     }
 }
 
 /// Packs `app` into a gzipped tar at `out`. Returns the compressed size and `SHA256:<hex>`.
-pub(crate) fn pack(app: &Path, out: &Path, limit: u64, deadline: Instant) -> Result<(u64, String), PackError> {
+pub(crate) fn pack(
+    app: &Path,
+    out: &Path,
+    limit: u64,
+    deadline: Instant,
+) -> Result<(u64, String), PackError> {
     let dir = Dir::open_ambient_dir(app, cap_std::ambient_authority())?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let tmp = tempfile::NamedTempFile::new_in(parent)?;
     let output = Output {
@@ -118,8 +129,15 @@ pub(crate) fn pack(app: &Path, out: &Path, limit: u64, deadline: Instant) -> Res
     let gz = tar.into_inner().map_err(pack_io)?;
     let mut output = gz.finish().map_err(pack_io)?;
     output.flush().map_err(pack_io)?;
-    let Output { inner, hasher, size, .. } = output;
-    inner.into_inner().map_err(|e| PackError::Io(e.into_error()))?;
+    let Output {
+        inner,
+        hasher,
+        size,
+        ..
+    } = output;
+    inner
+        .into_inner()
+        .map_err(|e| PackError::Io(e.into_error()))?;
     let digest = hasher.finalize();
     tmp.persist(out).map_err(|e| PackError::Io(e.error))?;
     Ok((size, format!("SHA256:{}", hex::encode(digest))))
@@ -144,7 +162,13 @@ fn header(kind: EntryType, mode: u32, size: u64) -> Header {
 
 impl<W: Write> Packer<'_, W> {
     /// Writes a name into `h`, preceded by a GNU long-name entry when it does not fit.
-    fn set_name(&mut self, h: &mut Header, name: &[u8], long_kind: u8, field: fn(&mut Header) -> &mut [u8]) -> Result<(), PackError> {
+    fn set_name(
+        &mut self,
+        h: &mut Header,
+        name: &[u8],
+        long_kind: u8,
+        field: fn(&mut Header) -> &mut [u8],
+    ) -> Result<(), PackError> {
         let slot = field(h);
         if name.len() <= slot.len() {
             slot[..name.len()].copy_from_slice(name);
@@ -169,7 +193,11 @@ impl<W: Write> Packer<'_, W> {
     }
 
     fn dir_entry(&mut self, name: &[u8]) -> Result<(), PackError> {
-        self.append(header(EntryType::Directory, 0o755, 0), name, &mut io::empty())
+        self.append(
+            header(EntryType::Directory, 0o755, 0),
+            name,
+            &mut io::empty(),
+        )
     }
 
     fn walk(&mut self, dir: &Dir, rel: &Path) -> Result<(), PackError> {
@@ -206,14 +234,24 @@ impl<W: Write> Packer<'_, W> {
                 if !meta.is_file() {
                     return Err(refuse("changed type while being packed"));
                 }
-                let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+                let mode = if meta.permissions().mode() & 0o111 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
                 let mut exact = Exact {
                     inner: file.take(meta.len()),
                     left: meta.len(),
                 };
-                self.append(header(EntryType::Regular, mode, meta.len()), &name, &mut exact)?;
+                self.append(
+                    header(EntryType::Regular, mode, meta.len()),
+                    &name,
+                    &mut exact,
+                )?;
             } else {
-                return Err(refuse("FIFOs, sockets and device files cannot go in a slug"));
+                return Err(refuse(
+                    "FIFOs, sockets and device files cannot go in a slug",
+                ));
             }
         }
         Ok(())
@@ -230,7 +268,10 @@ impl<R: Read> Read for Exact<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being packed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being packed",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -253,9 +294,14 @@ mod tests {
         std::fs::create_dir_all(root.join("public/css")).unwrap();
         std::fs::write(root.join("Procfile"), "web: bin/web\n").unwrap();
         std::fs::write(root.join("bin/web"), "#!/bin/sh\necho hi\n").unwrap();
-        std::fs::set_permissions(root.join("bin/web"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(root.join("bin/web"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         std::fs::write(root.join("public/css/site.css"), "body { color: red }\n").unwrap();
-        std::fs::set_permissions(root.join("public/css/site.css"), std::fs::Permissions::from_mode(file_mode)).unwrap();
+        std::fs::set_permissions(
+            root.join("public/css/site.css"),
+            std::fs::Permissions::from_mode(file_mode),
+        )
+        .unwrap();
         let long = format!("public/{}.txt", "n".repeat(150));
         std::fs::write(root.join(long), "long name\n").unwrap();
         std::os::unix::fs::symlink("css/site.css", root.join("public/style.css")).unwrap();
@@ -290,7 +336,10 @@ mod tests {
     fn filetime_now_minus(root: &Path) -> String {
         let old = std::time::SystemTime::now() - Duration::from_secs(86_400);
         for path in ["Procfile", "bin/web", "public/css/site.css"] {
-            let f = std::fs::File::options().write(true).open(root.join(path)).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(root.join(path))
+                .unwrap();
             f.set_modified(old).unwrap();
         }
         format!("{old:?}")
@@ -303,7 +352,9 @@ mod tests {
         fixture(&app, 0o600);
         let out = tmp.path().join("slug.tgz");
         pack(&app, &out, 1 << 20, far()).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()));
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+            std::fs::File::open(&out).unwrap(),
+        ));
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
@@ -318,9 +369,18 @@ mod tests {
         assert_eq!(names[0], "./app/");
         assert_eq!(names[1], "./app/Procfile");
         assert!(names.contains(&"./app/bin/web"));
-        assert!(seen.iter().any(|(p, m)| p == "./app/bin/web" && *m == 0o755));
-        assert!(seen.iter().any(|(p, m)| p == "./app/public/css/site.css" && *m == 0o644));
-        assert!(names.iter().any(|n| n.len() > 150), "long names survive: {names:?}");
+        assert!(
+            seen.iter()
+                .any(|(p, m)| p == "./app/bin/web" && *m == 0o755)
+        );
+        assert!(
+            seen.iter()
+                .any(|(p, m)| p == "./app/public/css/site.css" && *m == 0o644)
+        );
+        assert!(
+            names.iter().any(|n| n.len() > 150),
+            "long names survive: {names:?}"
+        );
     }
 
     #[test]
@@ -330,11 +390,17 @@ mod tests {
         std::fs::create_dir_all(&app).unwrap();
         std::os::unix::fs::symlink("../../etc/passwd", app.join("leak")).unwrap();
         let err = pack(&app, &tmp.path().join("s.tgz"), 1 << 20, far()).unwrap_err();
-        assert!(err.to_string().contains("leak") && err.to_string().contains("outside"), "{err}");
+        assert!(
+            err.to_string().contains("leak") && err.to_string().contains("outside"),
+            "{err}"
+        );
 
         std::fs::remove_file(app.join("leak")).unwrap();
         let fifo = app.join("pipe");
-        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(status.success());
         let err = pack(&app, &tmp.path().join("s.tgz"), 1 << 20, far()).unwrap_err();
         assert!(err.to_string().contains("pipe"), "{err}");
@@ -356,7 +422,10 @@ mod tests {
             .collect();
         std::fs::write(app.join("noise"), noise).unwrap();
         let err = pack(&app, &tmp.path().join("s.tgz"), 50_000, far()).unwrap_err();
-        assert!(matches!(err, PackError::Limit(LimitExceeded::SlugSize(50_000))), "{err}");
+        assert!(
+            matches!(err, PackError::Limit(LimitExceeded::SlugSize(50_000))),
+            "{err}"
+        );
         assert!(!tmp.path().join("s.tgz").exists());
     }
 }

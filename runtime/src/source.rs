@@ -224,13 +224,13 @@ pub(crate) fn fetch(
             (stats, Some(sum))
         }
     };
-    if let (Some(expected), Some(actual)) = (expected, checksum) {
-        if *expected != actual {
-            return Err(SourceError::ChecksumMismatch {
-                expected: *expected,
-                actual,
-            });
-        }
+    if let (Some(expected), Some(actual)) = (expected, checksum)
+        && *expected != actual
+    {
+        return Err(SourceError::ChecksumMismatch {
+            expected: *expected,
+            actual,
+        });
     }
     let app_dir = match (source, single_top_dir(&dest)) {
         (Source::Archive(_) | Source::Url(_), Some(name)) => root.join(name),
@@ -351,8 +351,14 @@ mod tests {
 
     #[test]
     fn sources_are_told_apart() {
-        assert_eq!(Source::parse("https://x/y.tgz"), Source::Url("https://x/y.tgz".into()));
+        assert_eq!(
+            Source::parse("https://x/y.tgz"),
+            Source::Url("https://x/y.tgz".into())
+        );
         assert_eq!(Source::parse("."), Source::Dir(".".into()));
-        assert_eq!(Source::parse("no-such.tgz"), Source::Archive("no-such.tgz".into()));
+        assert_eq!(
+            Source::parse("no-such.tgz"),
+            Source::Archive("no-such.tgz".into())
+        );
     }
 }

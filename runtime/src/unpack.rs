@@ -52,7 +52,10 @@ pub(crate) fn sanitize(raw: &[u8], limits: &SourceLimits) -> Result<Option<PathB
             name => {
                 depth += 1;
                 if depth > limits.depth {
-                    return Err(rejected(raw, format!("deeper than {} directories", limits.depth)));
+                    return Err(rejected(
+                        raw,
+                        format!("deeper than {} directories", limits.depth),
+                    ));
                 }
                 path.push(std::ffi::OsStr::from_bytes(name));
             }
@@ -115,13 +118,19 @@ impl<'a> AppWriter<'a> {
     pub(crate) fn dir(&mut self, raw: &[u8], path: &Path) -> Result<(), SourceError> {
         self.count(raw)?;
         if self.dest.symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
-            return Err(rejected(raw, "a directory replaces an earlier entry of another type"));
+            return Err(rejected(
+                raw,
+                "a directory replaces an earlier entry of another type",
+            ));
         }
         self.dest
             .create_dir_all(path)
             .map_err(|e| rejected(raw, format!("cannot create directory: {e}")))?;
         self.dest
-            .set_permissions(path, Permissions::from_std(std::fs::Permissions::from_mode(0o755)))
+            .set_permissions(
+                path,
+                Permissions::from_std(std::fs::Permissions::from_mode(0o755)),
+            )
             .map_err(|e| rejected(raw, format!("cannot set permissions: {e}")))
     }
 
@@ -175,7 +184,12 @@ impl<'a> AppWriter<'a> {
     }
 
     /// A symlink; created by [`AppWriter::finish`], after everything else.
-    pub(crate) fn symlink(&mut self, raw: &[u8], path: &Path, target: &[u8]) -> Result<(), SourceError> {
+    pub(crate) fn symlink(
+        &mut self,
+        raw: &[u8],
+        path: &Path,
+        target: &[u8],
+    ) -> Result<(), SourceError> {
         self.count(raw)?;
         if target.is_empty() || target.contains(&0) || target.contains(&b'\\') {
             return Err(rejected(raw, "invalid symlink target"));
@@ -183,19 +197,31 @@ impl<'a> AppWriter<'a> {
         if target[0] == b'/' {
             return Err(rejected(raw, "symlink to an absolute path"));
         }
-        self.symlinks
-            .push((path.to_path_buf(), std::ffi::OsStr::from_bytes(target).into()));
+        self.symlinks.push((
+            path.to_path_buf(),
+            std::ffi::OsStr::from_bytes(target).into(),
+        ));
         Ok(())
     }
 
     /// A hardlink to an earlier file of the same tree.
-    pub(crate) fn hardlink(&mut self, raw: &[u8], path: &Path, target: &[u8]) -> Result<(), SourceError> {
+    pub(crate) fn hardlink(
+        &mut self,
+        raw: &[u8],
+        path: &Path,
+        target: &[u8],
+    ) -> Result<(), SourceError> {
         self.count(raw)?;
         let target = sanitize(target, self.limits)?
             .ok_or_else(|| rejected(raw, "hardlink to the archive root"))?;
         match self.dest.symlink_metadata(&target) {
             Ok(m) if m.is_file() => {}
-            _ => return Err(rejected(raw, "hardlink target is not an earlier regular file")),
+            _ => {
+                return Err(rejected(
+                    raw,
+                    "hardlink target is not an earlier regular file",
+                ));
+            }
         }
         self.parent(raw, path)?;
         if self.dest.symlink_metadata(path).is_ok() {
@@ -228,7 +254,11 @@ impl<'a> AppWriter<'a> {
 
 /// Unpacks a (decompressed) tar stream into `dest`. Stops at the end-of-archive marker and
 /// refuses anything but zero padding after it.
-pub(crate) fn unpack(reader: impl Read, dest: &Dir, limits: &SourceLimits) -> Result<AppStats, SourceError> {
+pub(crate) fn unpack(
+    reader: impl Read,
+    dest: &Dir,
+    limits: &SourceLimits,
+) -> Result<AppStats, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut writer = AppWriter::new(dest, limits);
     for entry in archive.entries().map_err(SourceError::from_io)? {
@@ -300,7 +330,11 @@ pub struct AppStats {
 
 /// Copies a local directory into `dest` under the same rules as a tarball. A top-level `.git`
 /// is skipped, as `git push` would not send it.
-pub(crate) fn copy_dir(src: &Dir, dest: &Dir, limits: &SourceLimits) -> Result<AppStats, SourceError> {
+pub(crate) fn copy_dir(
+    src: &Dir,
+    dest: &Dir,
+    limits: &SourceLimits,
+) -> Result<AppStats, SourceError> {
     let mut writer = AppWriter::new(dest, limits);
     copy_into(src, Path::new(""), &mut writer)?;
     let stats = AppStats {

@@ -15,7 +15,9 @@ impl Env {
         let mut vars = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
-                let Ok(key) = entry.file_name().into_string() else { continue };
+                let Ok(key) = entry.file_name().into_string() else {
+                    continue;
+                };
                 if let Ok(value) = std::fs::read_to_string(entry.path()) {
                     vars.insert(key, value);
                 }

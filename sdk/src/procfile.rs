@@ -37,8 +37,8 @@ mod tests {
 
     #[test]
     fn reads_types_and_skips_comments() {
-        let types = parse("# comment\nweb: bin/server --port $PORT\n\nworker:  rake jobs:work\n")
-            .unwrap();
+        let types =
+            parse("# comment\nweb: bin/server --port $PORT\n\nworker:  rake jobs:work\n").unwrap();
         assert_eq!(types["web"], "bin/server --port $PORT");
         assert_eq!(types["worker"], "rake jobs:work");
         assert_eq!(types.len(), 2);

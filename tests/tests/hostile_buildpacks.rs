@@ -28,9 +28,16 @@ fn attack(mode: &str, flags: &[&str]) -> (Run, tempfile::TempDir) {
 
 fn assert_failed_cleanly(run: &Run, tmp: &tempfile::TempDir, needle: &str) {
     assert!(!run.ok(), "the build must fail: {}", run.all());
-    assert!(run.stdout.contains(needle), "expected {needle:?} in the output: {}", run.all());
+    assert!(
+        run.stdout.contains(needle),
+        "expected {needle:?} in the output: {}",
+        run.all()
+    );
     assert!(run.stderr.contains("build failed"), "{}", run.all());
-    assert!(!tmp.path().join("slug.tgz").exists(), "no slug from a failed build");
+    assert!(
+        !tmp.path().join("slug.tgz").exists(),
+        "no slug from a failed build"
+    );
     // The build's scratch dir (under TMPDIR) is gone, and nothing was leaked anywhere.
     let left: Vec<String> = list_tree(&tmp.path().join("tmp"));
     assert!(left.is_empty(), "scratch files left behind: {left:?}");
@@ -63,8 +70,15 @@ fn unbounded_allocation_hits_the_memory_limit() {
 fn output_flood_hits_the_output_limit() {
     let (run, tmp) = attack("flood", &["--log-limit", "64"]);
     assert_failed_cleanly(&run, &tmp, "output limit exceeded");
-    let lines = run.stdout.lines().filter(|l| l.starts_with("flooding")).count();
-    assert!(lines < 2000, "output was cut off near 64 KiB, got {lines} lines");
+    let lines = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("flooding"))
+        .count();
+    assert!(
+        lines < 2000,
+        "output was cut off near 64 KiB, got {lines} lines"
+    );
 }
 
 #[test]
@@ -95,5 +109,9 @@ fn dotdot_paths_do_not_leave_the_preopens() {
 fn symlink_out_of_the_app_is_not_followed_by_the_packer() {
     let (run, tmp) = attack("symlink", &[]);
     assert_failed_cleanly(&run, &tmp, "refusing \"leak\"");
-    assert!(run.stdout.contains("points outside the app dir"), "{}", run.all());
+    assert!(
+        run.stdout.contains("points outside the app dir"),
+        "{}",
+        run.all()
+    );
 }

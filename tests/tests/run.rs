@@ -14,12 +14,25 @@ fn procfile_app_builds_into_a_slug_with_its_process_types() {
     let app = repo_root().join("examples/procfile-app");
     let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--out", "slug.tgz"]);
     assert!(run.ok(), "{}", run.all());
-    assert!(run.stdout.contains("-----> Procfile app detected"), "{}", run.all());
-    assert!(run.stdout.contains("Procfile declares types -> web, worker"), "{}", run.all());
+    assert!(
+        run.stdout.contains("-----> Procfile app detected"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout
+            .contains("Procfile declares types -> web, worker"),
+        "{}",
+        run.all()
+    );
     assert!(run.stdout.contains("  web: bin/web"), "{}", run.all());
 
     let slug = tmp.path().join("slug.tgz");
-    assert_eq!(run.checksum(), sha256_file(&slug), "the printed checksum is the file's");
+    assert_eq!(
+        run.checksum(),
+        sha256_file(&slug),
+        "the printed checksum is the file's"
+    );
     let entries = slug_entries(&slug);
     let names: Vec<&str> = entries.keys().map(String::as_str).collect();
     assert!(names.contains(&"./app/"), "{names:?}");
@@ -32,7 +45,10 @@ fn procfile_app_builds_into_a_slug_with_its_process_types() {
 fn static_app_is_precompressed_with_a_manifest_and_slugignore_applies() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("site");
-    let page = format!("<html><body>{}</body></html>\n", "hello static world ".repeat(40));
+    let page = format!(
+        "<html><body>{}</body></html>\n",
+        "hello static world ".repeat(40)
+    );
     write_tree(
         &app,
         &[
@@ -45,15 +61,27 @@ fn static_app_is_precompressed_with_a_manifest_and_slugignore_applies() {
     );
     let run = buildd_run(tmp.path(), &[app.to_str().unwrap()]);
     assert!(run.ok(), "{}", run.all());
-    assert!(run.stdout.contains("-----> Static site app detected"), "{}", run.all());
-    assert!(run.stdout.contains("Removed 2 paths listed in .slugignore"), "{}", run.all());
+    assert!(
+        run.stdout.contains("-----> Static site app detected"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("Removed 2 paths listed in .slugignore"),
+        "{}",
+        run.all()
+    );
 
     let entries = slug_entries(&tmp.path().join("slug.tgz"));
     let gz = &entries["./app/index.html.gz"].1;
     let mut unzipped = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+        .unwrap();
     assert_eq!(unzipped, page, "the .gz sibling holds the page");
-    assert!(!entries.contains_key("./app/tiny.txt.gz"), "tiny files are not compressed");
+    assert!(
+        !entries.contains_key("./app/tiny.txt.gz"),
+        "tiny files are not compressed"
+    );
     assert!(!entries.contains_key("./app/drafts/"));
     assert!(!entries.contains_key("./app/logo.psd"));
 
@@ -62,14 +90,20 @@ fn static_app_is_precompressed_with_a_manifest_and_slugignore_applies() {
     let html = &manifest["files"]["/index.html"];
     assert_eq!(html["size"], page.len());
     use sha2::Digest;
-    assert_eq!(html["sha256"], hex::encode(sha2::Sha256::digest(page.as_bytes())));
+    assert_eq!(
+        html["sha256"],
+        hex::encode(sha2::Sha256::digest(page.as_bytes()))
+    );
 }
 
 /// Same source, different mtimes, modes and umask: the same slug, byte for byte.
 #[test]
 fn same_input_gives_a_byte_identical_slug() {
     let tmp = tempfile::tempdir().unwrap();
-    let page = format!("<html><body>{}</body></html>", "same bytes every time. ".repeat(30));
+    let page = format!(
+        "<html><body>{}</body></html>",
+        "same bytes every time. ".repeat(30)
+    );
     let files: &[(&str, &str)] = &[
         ("index.html", page.as_str()),
         ("css/a.css", "body { margin: 0 }\n"),
@@ -83,7 +117,12 @@ fn same_input_gives_a_byte_identical_slug() {
     let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
     for (path, _) in files {
         let path = two.join(path.trim_end_matches('*'));
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o700;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -93,12 +132,34 @@ fn same_input_gives_a_byte_identical_slug() {
     let a = buildd_run(tmp.path(), &[one.to_str().unwrap(), "-o", "a.tgz"]);
     let b = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "b.tgz"]);
     // A warm buildpack cache must not change the result either.
-    let c = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "c.tgz", "--cache-dir", cache.to_str().unwrap()]);
-    let d = buildd_run(tmp.path(), &[two.to_str().unwrap(), "-o", "d.tgz", "--cache-dir", cache.to_str().unwrap()]);
+    let c = buildd_run(
+        tmp.path(),
+        &[
+            two.to_str().unwrap(),
+            "-o",
+            "c.tgz",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    let d = buildd_run(
+        tmp.path(),
+        &[
+            two.to_str().unwrap(),
+            "-o",
+            "d.tgz",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
     for run in [&a, &b, &c, &d] {
         assert!(run.ok(), "{}", run.all());
     }
-    assert!(d.stdout.contains("(1 from cache)"), "second build reuses the cache: {}", d.all());
+    assert!(
+        d.stdout.contains("(1 from cache)"),
+        "second build reuses the cache: {}",
+        d.all()
+    );
     assert_eq!(a.checksum(), b.checksum());
     assert_eq!(a.checksum(), c.checksum());
     assert_eq!(a.checksum(), d.checksum());
@@ -123,15 +184,26 @@ fn tarball_over_http_is_streamed_checksummed_and_its_top_dir_stripped() {
     let run = buildd_run(tmp.path(), &[&url, "--checksum", &sum]);
     assert!(run.ok(), "{}", run.all());
     let entries = slug_entries(&tmp.path().join("slug.tgz"));
-    assert!(entries.contains_key("./app/Procfile"), "top-level dir stripped: {:?}", entries.keys());
+    assert!(
+        entries.contains_key("./app/Procfile"),
+        "top-level dir stripped: {:?}",
+        entries.keys()
+    );
 
     let wrong = format!("SHA256:{}", "0".repeat(64));
     let run = buildd_run(tmp.path(), &[&url, "--checksum", &wrong, "-o", "bad.tgz"]);
     assert!(!run.ok());
-    assert!(run.stdout.contains("source checksum mismatch"), "{}", run.all());
+    assert!(
+        run.stdout.contains("source checksum mismatch"),
+        "{}",
+        run.all()
+    );
     assert!(!tmp.path().join("bad.tgz").exists());
 
-    let run = buildd_run(tmp.path(), &[&format!("{}/missing.tgz", server.base), "-o", "x.tgz"]);
+    let run = buildd_run(
+        tmp.path(),
+        &[&format!("{}/missing.tgz", server.base), "-o", "x.tgz"],
+    );
     assert!(!run.ok());
     assert!(run.stdout.contains("HTTP 404"), "{}", run.all());
 }
@@ -146,26 +218,48 @@ fn local_tarball_and_config_vars_reach_the_buildpack() {
     // config var picked the mode, which it can only read from its env dir.
     let run = buildd_run(
         tmp.path(),
-        &["app.tgz", "--buildpack", hostile_wasm(), "--env", "HOSTILE=cache"],
+        &[
+            "app.tgz",
+            "--buildpack",
+            hostile_wasm(),
+            "--env",
+            "HOSTILE=cache",
+        ],
     );
     assert!(run.ok(), "{}", run.all());
     assert!(run.stdout.contains("Attacking with cache"), "{}", run.all());
-    assert!(run.stdout.contains("-----> Using buildpack: test/hostile"), "{}", run.all());
+    assert!(
+        run.stdout.contains("-----> Using buildpack: test/hostile"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
 fn explicit_buildpack_that_does_not_detect_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let app = repo_root().join("examples/procfile-app");
-    let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--buildpack", "static"]);
+    let run = buildd_run(
+        tmp.path(),
+        &[app.to_str().unwrap(), "--buildpack", "static"],
+    );
     assert!(!run.ok());
-    assert!(run.stdout.contains("App not compatible with buildpack: buildd/static"), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("App not compatible with buildpack: buildd/static"),
+        "{}",
+        run.all()
+    );
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let run = buildd_run(tmp.path(), &[empty.to_str().unwrap()]);
     assert!(!run.ok());
-    assert!(run.stdout.contains("No default language could be detected"), "{}", run.all());
+    assert!(
+        run.stdout.contains("No default language could be detected"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -173,7 +267,10 @@ fn a_file_that_is_not_a_component_is_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("bogus.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let app = repo_root().join("examples/procfile-app");
-    let run = buildd_run(tmp.path(), &[app.to_str().unwrap(), "--buildpack", "bogus.wasm"]);
+    let run = buildd_run(
+        tmp.path(),
+        &[app.to_str().unwrap(), "--buildpack", "bogus.wasm"],
+    );
     assert!(!run.ok());
     assert!(run.stderr.contains("bogus.wasm"), "{}", run.all());
 }

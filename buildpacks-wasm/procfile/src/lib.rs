@@ -10,7 +10,9 @@ use buildd_sdk::{
 #[derive(Default)]
 pub struct ProcfileBuildpack;
 
-fn read_procfile(app_dir: &std::path::Path) -> buildd_sdk::Result<std::collections::BTreeMap<String, String>> {
+fn read_procfile(
+    app_dir: &std::path::Path,
+) -> buildd_sdk::Result<std::collections::BTreeMap<String, String>> {
     let text = std::fs::read_to_string(app_dir.join("Procfile")).context("reading Procfile")?;
     procfile::parse(&text)
 }

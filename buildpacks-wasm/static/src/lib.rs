@@ -51,8 +51,7 @@ fn is_text(path: &Path) -> bool {
 
 fn gzip(data: &[u8]) -> buildd_sdk::Result<Vec<u8>> {
     // GzBuilder writes no mtime and no file name: the output depends on the bytes alone.
-    let mut encoder =
-        flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::best());
+    let mut encoder = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::best());
     encoder.write_all(data)?;
     Ok(encoder.finish()?)
 }
@@ -66,14 +65,21 @@ impl Buildpack for StaticBuildpack {
         let found = ["index.html", "static.json"]
             .iter()
             .any(|name| ctx.app_path(name).is_file());
-        Ok(if found { Detect::pass("Static site") } else { Detect::fail() })
+        Ok(if found {
+            Detect::pass("Static site")
+        } else {
+            Detect::fail()
+        })
     }
 
     fn compile(&self, ctx: &CompileContext) -> buildd_sdk::Result<()> {
         let mut files = Vec::new();
         walk(&ctx.app_dir, &ctx.app_dir, &mut files)?;
         files.retain(|f| f.extension().is_none_or(|e| e != "gz") && f != Path::new(MANIFEST));
-        output::header(&format!("Precompressing text assets ({} files)", files.len()));
+        output::header(&format!(
+            "Precompressing text assets ({} files)",
+            files.len()
+        ));
 
         let cache = ctx.cache_dir.join("gz");
         fs::create_dir_all(&cache).context("creating the gzip cache")?;

@@ -32,7 +32,11 @@ pub fn buildd_bin() -> PathBuf {
 /// One precompiled-component cache for the whole test run: each component compiles once.
 pub fn component_cache() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("test-component-cache")
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("test-component-cache")
 }
 
 /// A test buildpack's `.wasm`, built by `tests/build.rs`.
@@ -42,7 +46,10 @@ pub fn hostile_wasm() -> &'static str {
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// What a finished `buildd run` printed.
@@ -132,7 +139,10 @@ pub fn slug_entries(path: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
 /// sha256 of a file, as `SHA256:<hex>`.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
-    format!("SHA256:{}", hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())))
+    format!(
+        "SHA256:{}",
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    )
 }
 
 /// A gzipped tarball of `dir`, with every path below `prefix/`.
@@ -211,7 +221,9 @@ impl Drop for Server {
 pub fn list_tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             out.push(path.strip_prefix(root).unwrap().display().to_string());

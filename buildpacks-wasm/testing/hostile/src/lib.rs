@@ -37,7 +37,11 @@ fn symlink_in_app(target: &str, name: &str) -> buildd_sdk::Result<()> {
 
 fn recurse(depth: u64) -> u64 {
     let pad = std::hint::black_box([depth; 64]);
-    if depth == u64::MAX { pad[0] } else { recurse(depth + 1) + pad[1] }
+    if depth == u64::MAX {
+        pad[0]
+    } else {
+        recurse(depth + 1) + pad[1]
+    }
 }
 
 impl Buildpack for HostileBuildpack {
