@@ -56,3 +56,29 @@ pub use sandbox::STACK;
 pub use slug::{PackError, SLUG_MTIME, Slug};
 pub use source::{Checksum, Source, SourceError};
 pub use unpack::AppStats;
+
+/// Packs a directory into a deterministic slug at `out`, refusing it past `size_limit` bytes.
+/// Returns the compressed size and `SHA256:<hex>`. This is the packer builds use, without the
+/// build around it (for `buildd` tools and benchmarks).
+pub fn pack_slug(
+    app: &std::path::Path,
+    out: &std::path::Path,
+    size_limit: u64,
+) -> Result<(u64, String), PackError> {
+    let no_deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 86_400);
+    slug::pack(app, out, size_limit, no_deadline)
+}
+
+/// Fetches and safely unpacks a source into `work/source` (see [`Source`]), verifying
+/// `checksum` when given. Returns the app dir (the single top-level directory of a tarball, when
+/// it has one) and what was written. This is the unpacker builds use, without the build around it.
+pub fn fetch_source(
+    source: &Source,
+    checksum: Option<&Checksum>,
+    work: &std::path::Path,
+    limits: &SourceLimits,
+) -> Result<(std::path::PathBuf, AppStats), SourceError> {
+    let no_deadline = std::time::Instant::now() + std::time::Duration::from_secs(365 * 86_400);
+    let fetched = source::fetch(source, checksum, work, limits, no_deadline)?;
+    Ok((fetched.app_dir, fetched.stats))
+}

@@ -139,6 +139,9 @@ pub(crate) fn pack(
         .into_inner()
         .map_err(|e| PackError::Io(e.into_error()))?;
     let digest = hasher.finalize();
+    // Temp files are created 0600; a slug is meant to be read by whoever deploys it.
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     tmp.persist(out).map_err(|e| PackError::Io(e.error))?;
     Ok((size, format!("SHA256:{}", hex::encode(digest))))
 }
