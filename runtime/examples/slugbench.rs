@@ -11,7 +11,12 @@ use std::time::Instant;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let started = Instant::now();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["pack", dir, out] => {
             let (size, sum) = buildd_runtime::pack_slug(Path::new(dir), Path::new(out), u64::MAX)?;
             eprintln!("packed {size} bytes {sum} in {:?}", started.elapsed());

@@ -385,3 +385,98 @@ fn copy_into(src: &Dir, rel: &Path, writer: &mut AppWriter<'_>) -> Result<(), So
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut h, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn unpack_with(data: &[u8], limits: &SourceLimits) -> Result<AppStats, SourceError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap();
+        unpack(data, &dir, limits)
+    }
+
+    #[test]
+    fn entry_count_is_limited() {
+        let data = tar_of(&[("a", b"1"), ("b", b"2"), ("c", b"3")]);
+        let limits = SourceLimits {
+            entries: 2,
+            ..SourceLimits::default()
+        };
+        let err = unpack_with(&data, &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("\"c\"") && err.contains("more than 2 entries"),
+            "{err}"
+        );
+        assert!(unpack_with(&data, &SourceLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn depth_and_path_length_are_limited() {
+        let deep = "d/".repeat(10) + "f";
+        let data = tar_of(&[(deep.as_str(), b"x")]);
+        let limits = SourceLimits {
+            depth: 5,
+            ..SourceLimits::default()
+        };
+        let err = unpack_with(&data, &limits).unwrap_err().to_string();
+        assert!(err.contains("deeper than 5 directories"), "{err}");
+
+        let long = "x".repeat(300);
+        let data = tar_of(&[(long.as_str(), b"x")]);
+        let limits = SourceLimits {
+            path_len: 200,
+            ..SourceLimits::default()
+        };
+        let err = unpack_with(&data, &limits).unwrap_err().to_string();
+        assert!(err.contains("path longer than 200 bytes"), "{err}");
+    }
+
+    #[test]
+    fn data_after_the_archive_end_is_refused() {
+        let mut data = tar_of(&[("a", b"1")]);
+        data.extend_from_slice(b"smuggled payload");
+        let err = unpack_with(&data, &SourceLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("after the end of the tar archive"), "{err}");
+    }
+
+    #[test]
+    fn sanitize_refuses_every_escape_spelling() {
+        let limits = SourceLimits::default();
+        for bad in [
+            &b"../x"[..],
+            b"./../x",
+            b"a/../../x",
+            b"/abs",
+            b"////abs",
+            b"C:..\\x",
+            b"a\\b",
+            b"a\0b",
+        ] {
+            assert!(
+                sanitize(bad, &limits).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            sanitize(b"./a//b/./c", &limits).unwrap(),
+            Some(PathBuf::from("a/b/c"))
+        );
+        assert_eq!(sanitize(b"./", &limits).unwrap(), None);
+    }
+}

@@ -274,3 +274,89 @@ fn a_file_that_is_not_a_component_is_refused_by_name() {
     assert!(!run.ok());
     assert!(run.stderr.contains("bogus.wasm"), "{}", run.all());
 }
+
+#[test]
+fn buildpacks_run_in_order_each_on_the_previous_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    let page = format!("<html>{}</html>", "multi buildpack ".repeat(40));
+    write_tree(
+        &app,
+        &[
+            ("index.html", page.as_str()),
+            ("Procfile", "web: serve-static\n"),
+        ],
+    );
+    let run = buildd_run(
+        tmp.path(),
+        &[app.to_str().unwrap(), "-b", "static", "-b", "procfile"],
+    );
+    assert!(run.ok(), "{}", run.all());
+    let static_at = run.stdout.find("-----> Static site app detected").unwrap();
+    let procfile_at = run.stdout.find("-----> Procfile app detected").unwrap();
+    assert!(static_at < procfile_at, "{}", run.all());
+    let entries = slug_entries(&tmp.path().join("slug.tgz"));
+    assert!(
+        entries.contains_key("./app/index.html.gz"),
+        "static's output is in the slug"
+    );
+    assert!(run.stdout.contains("  web: serve-static"), "{}", run.all());
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk_and_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("components");
+    let app = repo_root().join("examples/procfile-app");
+    let build = || {
+        let output = std::process::Command::new(buildd_bin())
+            .args(["run", app.to_str().unwrap(), "-o"])
+            .arg(tmp.path().join("slug.tgz"))
+            .env("BUILDD_COMPONENT_CACHE", &cache)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    };
+    build();
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        artifacts.len(),
+        2,
+        "one artifact per first-party component: {artifacts:?}"
+    );
+    assert!(artifacts.iter().all(|p| p.extension().unwrap() == "cwasm"));
+    let before: Vec<_> = artifacts
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    build();
+    let after: Vec<_> = artifacts
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(
+        before, after,
+        "the second process reuses the artifacts instead of recompiling"
+    );
+}
+
+#[test]
+fn plain_uncompressed_tar_is_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_dir_all("app", repo_root().join("examples/procfile-app"))
+        .unwrap();
+    std::fs::write(tmp.path().join("app.tar"), builder.into_inner().unwrap()).unwrap();
+    let run = buildd_run(tmp.path(), &["app.tar"]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(
+        run.stdout.contains("Procfile app detected"),
+        "{}",
+        run.all()
+    );
+}
