@@ -20,6 +20,89 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// List the first-party buildpacks this binary carries.
     Buildpacks,
+    /// Serve the Heroku-compatible builds API.
+    Serve(Box<ServeArgs>),
+    /// Manage API tokens of a data dir (`create` prints only the token).
+    Tokens(TokensArgs),
+}
+
+/// `buildd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:5000", env = "BUILDD_LISTEN")]
+    pub listen: String,
+
+    /// Where the database, blobs, caches and scratch space live
+    /// (default: $XDG_DATA_HOME/buildd, else ~/.local/share/buildd).
+    #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Builds running at once (default: the number of cores). Others wait, pending, in order.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+
+    /// The URL clients reach this server at, for the URLs it hands out (default: from the
+    /// request's Host header).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Allow `file://` source URLs (paths on this machine).
+    #[arg(long)]
+    pub allow_local_sources: bool,
+
+    /// Refuse plain `http://` source URLs.
+    #[arg(long)]
+    pub require_https: bool,
+
+    /// Largest upload (source tarball or slug), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_upload: u64,
+
+    /// Time limit of one build, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub build_timeout: u64,
+
+    /// On SIGTERM/SIGINT, how long running builds may take to finish before they are failed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_grace: u64,
+
+    /// Where precompiled components are kept (default: <data-dir>/components).
+    #[arg(long, value_name = "DIR")]
+    pub component_cache: Option<PathBuf>,
+}
+
+/// `buildd tokens`.
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    /// The server's data dir.
+    #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokensCommand,
+}
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it (only a hash is stored).
+    Create {
+        /// The user the token acts as.
+        #[arg(long, default_value = "admin@buildd.local")]
+        email: String,
+        /// A note to tell tokens apart.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id, from `list`.
+        id: String,
+    },
 }
 
 /// `buildd run`.

@@ -1,11 +1,12 @@
 //! `buildd`: build apps with WebAssembly buildpacks.
 //!
-//! `buildd run` builds locally with no daemon. The build engine lives in `buildd-runtime`; this
-//! binary parses arguments and prints.
+//! `buildd run` builds locally with no daemon; `buildd serve` runs the Heroku-compatible builds
+//! API. The build engine lives in `buildd-runtime`; this binary knows nothing of wasm.
 
 mod cli;
 mod embedded;
 mod run;
+mod serve;
 
 use clap::Parser;
 
@@ -32,6 +33,12 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Run(args) => run::run(*args).await,
             cli::Command::Buildpacks => run::list_buildpacks().await,
+            cli::Command::Serve(args) => serve::serve(*args)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            cli::Command::Tokens(args) => {
+                serve::tokens(args).map(|()| std::process::ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -1,0 +1,54 @@
+//! `/healthz`, `/metrics`, `/schema`, `/account`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::{ApiResult, Caller, reply};
+use crate::serve::ServerState;
+
+pub async fn healthz() -> ApiResult {
+    reply(StatusCode::OK, json!({ "status": "ok" }))
+}
+
+pub async fn metrics(State(state): State<Arc<ServerState>>) -> ApiResult {
+    let counts = state.db.build_counts().await?;
+    let text = state
+        .metrics
+        .render(&counts, state.queue.depth(), state.queue.running());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+pub async fn schema() -> ApiResult {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema.json")).map_err(anyhow::Error::from)?;
+    reply(StatusCode::OK, schema)
+}
+
+pub async fn account(Caller(user): Caller) -> ApiResult {
+    reply(
+        StatusCode::OK,
+        json!({
+            "id": user.id,
+            "email": user.email,
+            "allow_tracking": false,
+            "beta": false,
+            "created_at": "1980-01-01T00:00:01Z",
+            "updated_at": "1980-01-01T00:00:01Z",
+            "last_login": null,
+            "name": null,
+            "sms_number": null,
+            "suspended_at": null,
+            "delinquent_at": null,
+            "two_factor_authentication": false,
+            "verified": true,
+            "default_organization": null,
+            "default_team": null,
+            "identity_provider": null,
+            "federated": false,
+        }),
+    )
+}

@@ -1,0 +1,1186 @@
+//! Persistence: apps, builds, slugs, releases, config vars, buildpack installations, sources,
+//! tokens and build output, in SQLite (WAL, versioned migrations).
+//!
+//! Handlers call the methods of [`Db`] and never see SQL: this is the seam where PostgreSQL will
+//! plug in for the scale-out work. rusqlite is synchronous, so every call runs on the blocking
+//! pool behind one connection (SQLite has one writer anyway).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema versions, applied in order; never edit one that has shipped, add the next.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE
+);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    hash TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    owner_id TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    maintenance INTEGER NOT NULL DEFAULT 0,
+    buildpack_description TEXT,
+    slug_size INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    released_at TEXT
+);
+CREATE TABLE config_vars (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (app_id, key)
+);
+CREATE TABLE buildpack_installations (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    buildpack TEXT NOT NULL,
+    PRIMARY KEY (app_id, ordinal)
+);
+CREATE TABLE builds (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    source_url TEXT NOT NULL,
+    source_checksum TEXT,
+    source_version TEXT,
+    source_version_description TEXT,
+    buildpacks TEXT,
+    do_release INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    output_secret TEXT NOT NULL UNIQUE,
+    slug_id TEXT,
+    release_id TEXT,
+    failure TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX builds_app ON builds(app_id, seq);
+CREATE TABLE build_logs (
+    build_id TEXT PRIMARY KEY REFERENCES builds(id) ON DELETE CASCADE,
+    text BLOB NOT NULL,
+    lines TEXT NOT NULL
+);
+CREATE TABLE slugs (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    blob_secret TEXT NOT NULL UNIQUE,
+    blob_sha TEXT,
+    checksum TEXT,
+    size INTEGER,
+    process_types TEXT NOT NULL,
+    buildpack_description TEXT,
+    commit_sha TEXT,
+    commit_description TEXT,
+    stack TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE releases (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    slug_id TEXT,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (app_id, version)
+);
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    put_secret TEXT NOT NULL UNIQUE,
+    get_secret TEXT NOT NULL UNIQUE,
+    blob_sha TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+"#];
+
+/// The current time as Heroku writes it: `2026-01-02T03:04:05Z`.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A fresh lowercase UUID.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An unguessable URL path segment (244 random bits).
+pub fn new_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A user, as tokens identify them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+}
+
+/// A token as `buildd tokens list` shows it (never the token itself).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// Id.
+    pub id: String,
+    /// Owner's email.
+    pub email: String,
+    /// Free text.
+    pub description: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// An app.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub owner: User,
+    pub stack: String,
+    pub maintenance: bool,
+    pub buildpack_description: Option<String>,
+    pub slug_size: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub released_at: Option<String>,
+}
+
+/// Build status, as Heroku names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Status {
+        match s {
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            _ => Status::Pending,
+        }
+    }
+}
+
+/// A build.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub id: String,
+    pub app_id: String,
+    pub status: Status,
+    pub source_url: String,
+    pub source_checksum: Option<String>,
+    pub source_version: Option<String>,
+    pub source_version_description: Option<String>,
+    /// Requested buildpacks (names or URLs), `None` when the app's list or detection decides.
+    pub buildpacks: Option<Vec<String>>,
+    pub release: bool,
+    pub user: User,
+    pub output_secret: String,
+    pub slug_id: Option<String>,
+    pub release_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+}
+
+/// What a new build needs.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    pub app_id: String,
+    pub source_url: String,
+    pub source_checksum: Option<String>,
+    pub source_version: Option<String>,
+    pub source_version_description: Option<String>,
+    pub buildpacks: Option<Vec<String>>,
+    pub release: bool,
+    pub user_id: String,
+}
+
+/// A slug.
+#[derive(Debug, Clone)]
+pub struct Slug {
+    pub id: String,
+    pub app_id: String,
+    pub blob_secret: String,
+    pub blob_sha: Option<String>,
+    pub checksum: Option<String>,
+    pub size: Option<i64>,
+    pub process_types: std::collections::BTreeMap<String, String>,
+    pub buildpack_description: Option<String>,
+    pub commit: Option<String>,
+    pub commit_description: Option<String>,
+    pub stack: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A release.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub id: String,
+    pub version: i64,
+    pub slug_id: Option<String>,
+    pub description: String,
+    pub status: String,
+    pub user: User,
+    pub config: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An upload slot from `POST /sources`.
+#[derive(Debug, Clone)]
+pub struct SourceSlot {
+    pub id: String,
+    pub put_secret: String,
+    pub get_secret: String,
+    pub blob_sha: Option<String>,
+    pub expires_at: String,
+}
+
+/// One stored line of build output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogLine {
+    /// `STDOUT` or `STDERR`.
+    pub stream: String,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// The database.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// Which apps column to look an app up by.
+fn app_key(key: &str) -> &'static str {
+    if uuid::Uuid::parse_str(key).is_ok() {
+        "a.id"
+    } else {
+        "a.name"
+    }
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, u.id, u.email, a.stack, a.maintenance, a.buildpack_description, \
+     a.slug_size, a.created_at, a.updated_at, a.released_at";
+
+fn app_row(r: &Row) -> rusqlite::Result<App> {
+    Ok(App {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        owner: User {
+            id: r.get(2)?,
+            email: r.get(3)?,
+        },
+        stack: r.get(4)?,
+        maintenance: r.get::<_, i64>(5)? != 0,
+        buildpack_description: r.get(6)?,
+        slug_size: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        released_at: r.get(10)?,
+    })
+}
+
+const BUILD_COLUMNS: &str = "b.id, b.seq, b.app_id, b.status, b.source_url, b.source_checksum, \
+     b.source_version, b.source_version_description, b.buildpacks, b.do_release, u.id, u.email, \
+     b.output_secret, b.slug_id, b.release_id, b.failure, b.created_at, b.updated_at, b.started_at";
+
+fn build_row(r: &Row) -> rusqlite::Result<Build> {
+    let buildpacks: Option<String> = r.get(8)?;
+    Ok(Build {
+        id: r.get(0)?,
+        app_id: r.get(2)?,
+        status: Status::parse(&r.get::<_, String>(3)?),
+        source_url: r.get(4)?,
+        source_checksum: r.get(5)?,
+        source_version: r.get(6)?,
+        source_version_description: r.get(7)?,
+        buildpacks: buildpacks.and_then(|j| serde_json::from_str(&j).ok()),
+        release: r.get::<_, i64>(9)? != 0,
+        user: User {
+            id: r.get(10)?,
+            email: r.get(11)?,
+        },
+        output_secret: r.get(12)?,
+        slug_id: r.get(13)?,
+        release_id: r.get(14)?,
+        created_at: r.get(16)?,
+        updated_at: r.get(17)?,
+        started_at: r.get(18)?,
+    })
+}
+
+const SLUG_COLUMNS: &str = "id, app_id, blob_secret, blob_sha, checksum, size, process_types, \
+     buildpack_description, commit_sha, commit_description, stack, created_at, updated_at";
+
+fn slug_row(r: &Row) -> rusqlite::Result<Slug> {
+    Ok(Slug {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        blob_secret: r.get(2)?,
+        blob_sha: r.get(3)?,
+        checksum: r.get(4)?,
+        size: r.get(5)?,
+        process_types: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+        buildpack_description: r.get(7)?,
+        commit: r.get(8)?,
+        commit_description: r.get(9)?,
+        stack: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+const RELEASE_COLUMNS: &str = "r.id, r.app_id, r.version, r.slug_id, r.description, r.status, \
+     u.id, u.email, r.config, r.created_at, r.updated_at";
+
+fn release_row(r: &Row) -> rusqlite::Result<Release> {
+    Ok(Release {
+        id: r.get(0)?,
+        version: r.get(2)?,
+        slug_id: r.get(3)?,
+        description: r.get(4)?,
+        status: r.get(5)?,
+        user: User {
+            id: r.get(6)?,
+            email: r.get(7)?,
+        },
+        config: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Conflict {
+    /// A unique name is taken.
+    #[error("{0}")]
+    Taken(String),
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 5000;",
+        )?;
+        migrate(&conn)?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Runs `f` with the connection on this thread (for CLI commands outside the runtime).
+    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+
+    // ---- tokens -------------------------------------------------------------------------
+
+    /// Stores a token's hash for the user with `email` (created if new). Returns the token id.
+    pub fn create_token(&self, email: &str, hash: &str, description: &str) -> Result<String> {
+        self.call_sync(|c| {
+            let tx = c.transaction()?;
+            let user_id: String = match tx
+                .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
+                .optional()?
+            {
+                Some(id) => id,
+                None => {
+                    let id = new_id();
+                    tx.execute("INSERT INTO users (id, email) VALUES (?1, ?2)", params![id, email])?;
+                    id
+                }
+            };
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO tokens (id, user_id, hash, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, user_id, hash, description, now()],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Every token, newest last.
+    pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.call_sync(|c| {
+            let mut stmt = c.prepare(
+                "SELECT t.id, u.email, t.description, t.created_at, t.revoked_at FROM tokens t \
+                 JOIN users u ON u.id = t.user_id ORDER BY t.created_at, t.id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TokenInfo {
+                    id: r.get(0)?,
+                    email: r.get(1)?,
+                    description: r.get(2)?,
+                    created_at: r.get(3)?,
+                    revoked_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Revokes a token by id; false when there is no such live token.
+    pub fn revoke_token(&self, id: &str) -> Result<bool> {
+        self.call_sync(|c| {
+            Ok(c.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, now()],
+            )? == 1)
+        })
+    }
+
+    /// The user a live token hash belongs to.
+    pub async fn user_for_token(&self, hash: String) -> Result<Option<User>> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT u.id, u.email FROM tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.hash = ?1 AND t.revoked_at IS NULL",
+                [hash],
+                |r| {
+                    Ok(User {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    // ---- apps ---------------------------------------------------------------------------
+
+    /// Creates an app; `Err(Conflict)` inside when the name is taken.
+    pub async fn create_app(
+        &self,
+        name: String,
+        stack: String,
+        owner: User,
+    ) -> Result<Result<App, Conflict>> {
+        self.call(move |c| {
+            let taken: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", [&name], |r| r.get(0))?;
+            if taken {
+                return Ok(Err(Conflict::Taken(format!("Name {name} is already taken"))));
+            }
+            let (id, ts) = (new_id(), now());
+            c.execute(
+                "INSERT INTO apps (id, name, owner_id, stack, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![id, name, owner.id, stack, ts],
+            )?;
+            Ok(Ok(find_app(c, &id)?.expect("just inserted")))
+        })
+        .await
+    }
+
+    /// An app by id or name.
+    pub async fn app(&self, key: String) -> Result<Option<App>> {
+        self.call(move |c| find_app(c, &key)).await
+    }
+
+    /// Every app.
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        self.call(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id ORDER BY a.created_at, a.id"
+            ))?;
+            let rows = stmt.query_map([], app_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Renames an app and/or sets maintenance.
+    pub async fn update_app(
+        &self,
+        id: String,
+        name: Option<String>,
+        maintenance: Option<bool>,
+    ) -> Result<Result<App, Conflict>> {
+        self.call(move |c| {
+            if let Some(name) = &name {
+                let taken: bool = c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1 AND id != ?2)",
+                    params![name, id],
+                    |r| r.get(0),
+                )?;
+                if taken {
+                    return Ok(Err(Conflict::Taken(format!(
+                        "Name {name} is already taken"
+                    ))));
+                }
+                c.execute(
+                    "UPDATE apps SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, name, now()],
+                )?;
+            }
+            if let Some(m) = maintenance {
+                c.execute(
+                    "UPDATE apps SET maintenance = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, m as i64, now()],
+                )?;
+            }
+            Ok(Ok(find_app(c, &id)?.expect("exists")))
+        })
+        .await
+    }
+
+    /// Deletes an app with its builds, releases, config and installations.
+    pub async fn delete_app(&self, id: String) -> Result<()> {
+        self.call(move |c| {
+            c.execute("DELETE FROM apps WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ---- config vars ----------------------------------------------------------------------
+
+    /// An app's config vars.
+    pub async fn config_vars(
+        &self,
+        app_id: String,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        self.call(move |c| config_of(c, &app_id)).await
+    }
+
+    /// Applies a patch (`None` deletes) and records a release with the new config on the current
+    /// slug. Returns the new config.
+    pub async fn patch_config_vars(
+        &self,
+        app_id: String,
+        patch: std::collections::BTreeMap<String, Option<String>>,
+        user_id: String,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            for (key, value) in &patch {
+                match value {
+                    Some(v) => tx.execute(
+                        "INSERT INTO config_vars (app_id, key, value) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                        params![app_id, key, v],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM config_vars WHERE app_id = ?1 AND key = ?2",
+                        params![app_id, key],
+                    )?,
+                };
+            }
+            let config = config_of(&tx, &app_id)?;
+            let set: Vec<&str> = patch
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let unset: Vec<&str> = patch
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let mut parts = Vec::new();
+            if !set.is_empty() {
+                parts.push(format!("Set {} config vars", set.join(", ")));
+            }
+            if !unset.is_empty() {
+                parts.push(format!("Remove {} config vars", unset.join(", ")));
+            }
+            if !parts.is_empty() {
+                let slug = current_release(&tx, &app_id)?.and_then(|r| r.slug_id);
+                insert_release(
+                    &tx,
+                    &app_id,
+                    slug.as_deref(),
+                    &parts.join("; "),
+                    &user_id,
+                    &config,
+                )?;
+            }
+            tx.commit()?;
+            Ok(config)
+        })
+        .await
+    }
+
+    // ---- buildpack installations ----------------------------------------------------------
+
+    /// The app's buildpack list, in order.
+    pub async fn installations(&self, app_id: String) -> Result<Vec<String>> {
+        self.call(move |c| installations_of(c, &app_id)).await
+    }
+
+    /// Replaces the app's buildpack list.
+    pub async fn set_installations(
+        &self,
+        app_id: String,
+        buildpacks: Vec<String>,
+    ) -> Result<Vec<String>> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM buildpack_installations WHERE app_id = ?1", [&app_id])?;
+            for (i, bp) in buildpacks.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO buildpack_installations (app_id, ordinal, buildpack) VALUES (?1, ?2, ?3)",
+                    params![app_id, i as i64 + 1, bp],
+                )?;
+            }
+            let list = installations_of(&tx, &app_id)?;
+            tx.commit()?;
+            Ok(list)
+        })
+        .await
+    }
+
+    // ---- builds -----------------------------------------------------------------------------
+
+    /// Records a new pending build.
+    pub async fn create_build(&self, new: NewBuild) -> Result<Build> {
+        self.call(move |c| {
+            let (id, ts) = (new_id(), now());
+            let seq: i64 = c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| r.get(0))?;
+            c.execute(
+                "INSERT INTO builds (id, seq, app_id, status, source_url, source_checksum, source_version, \
+                 source_version_description, buildpacks, do_release, user_id, output_secret, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                params![
+                    id,
+                    seq,
+                    new.app_id,
+                    new.source_url,
+                    new.source_checksum,
+                    new.source_version,
+                    new.source_version_description,
+                    new.buildpacks.as_ref().map(|b| serde_json::to_string(b).unwrap()),
+                    new.release as i64,
+                    new.user_id,
+                    new_secret(),
+                    ts
+                ],
+            )?;
+            Ok(find_build(c, "b.id = ?1", &id)?.expect("just inserted"))
+        })
+        .await
+    }
+
+    /// A build of an app, by id (or the app's latest for `current`).
+    pub async fn build(&self, app_id: String, id: String) -> Result<Option<Build>> {
+        self.call(move |c| {
+            if id == "current" {
+                let latest: Option<String> = c
+                    .query_row(
+                        "SELECT id FROM builds WHERE app_id = ?1 ORDER BY seq DESC LIMIT 1",
+                        [&app_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                return match latest {
+                    Some(id) => find_build(c, "b.id = ?1", &id),
+                    None => Ok(None),
+                };
+            }
+            Ok(find_build(c, "b.id = ?1", &id)?.filter(|b| b.app_id == app_id))
+        })
+        .await
+    }
+
+    /// A build by its output stream secret.
+    pub async fn build_by_output_secret(&self, secret: String) -> Result<Option<Build>> {
+        self.call(move |c| find_build(c, "b.output_secret = ?1", &secret))
+            .await
+    }
+
+    /// An app's builds, oldest first.
+    pub async fn builds(&self, app_id: String) -> Result<Vec<Build>> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.app_id = ?1 ORDER BY b.seq"
+            ))?;
+            let rows = stmt.query_map([app_id], build_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Pending builds, oldest first: the queue.
+    pub async fn pending_builds(&self) -> Result<Vec<Build>> {
+        self.call(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.status = 'pending' ORDER BY b.seq"
+            ))?;
+            let rows = stmt.query_map([], build_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Marks a build as started.
+    pub async fn start_build(&self, id: String) -> Result<()> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE builds SET started_at = ?2, updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Fails a pending build with a reason (no-op if it already finished). True if it changed.
+    pub async fn fail_build(&self, id: String, failure: String) -> Result<bool> {
+        self.call(move |c| {
+            Ok(c.execute(
+                "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 \
+                 WHERE id = ?1 AND status = 'pending'",
+                params![id, failure, now()],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// Records a successful build: its slug and, when asked, a release that becomes current.
+    /// All in one transaction, so a crash leaves neither half.
+    pub async fn succeed_build(
+        &self,
+        build: Build,
+        slug: Slug,
+        release_description: String,
+    ) -> Result<Build> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            insert_slug(&tx, &slug)?;
+            let mut release_id = None;
+            if build.release {
+                let config = config_of(&tx, &build.app_id)?;
+                let release = insert_release(&tx, &build.app_id, Some(&slug.id), &release_description, &build.user.id, &config)?;
+                tx.execute(
+                    "UPDATE apps SET released_at = ?2, updated_at = ?2, slug_size = ?3, buildpack_description = ?4 WHERE id = ?1",
+                    params![build.app_id, now(), slug.size, slug.buildpack_description],
+                )?;
+                release_id = Some(release.id);
+            }
+            tx.execute(
+                "UPDATE builds SET status = 'succeeded', slug_id = ?2, release_id = ?3, finished_at = ?4, updated_at = ?4 \
+                 WHERE id = ?1",
+                params![build.id, slug.id, release_id, now()],
+            )?;
+            let done = find_build(&tx, "b.id = ?1", &build.id)?.expect("exists");
+            tx.commit()?;
+            Ok(done)
+        })
+        .await
+    }
+
+    /// Builds that had started when the daemon stopped: they are marked failed on start.
+    pub async fn fail_interrupted_builds(&self, reason: String) -> Result<Vec<String>> {
+        self.call(move |c| {
+            let mut stmt = c.prepare("SELECT id FROM builds WHERE status = 'pending' AND started_at IS NOT NULL")?;
+            let ids: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            for id in &ids {
+                c.execute(
+                    "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 WHERE id = ?1",
+                    params![id, reason, now()],
+                )?;
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Stores a finished build's output.
+    pub async fn save_log(
+        &self,
+        build_id: String,
+        text: Vec<u8>,
+        lines: Vec<LogLine>,
+    ) -> Result<()> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO build_logs (build_id, text, lines) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (build_id) DO UPDATE SET text = excluded.text, lines = excluded.lines",
+                params![build_id, text, serde_json::to_string(&lines)?],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A finished build's output: the text and its lines.
+    pub async fn log(&self, build_id: String) -> Result<Option<(Vec<u8>, Vec<LogLine>)>> {
+        self.call(move |c| {
+            let row: Option<(Vec<u8>, String)> = c
+                .query_row(
+                    "SELECT text, lines FROM build_logs WHERE build_id = ?1",
+                    [build_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(text, lines)| (text, serde_json::from_str(&lines).unwrap_or_default())))
+        })
+        .await
+    }
+
+    /// Builds per status, for metrics.
+    pub async fn build_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.call(|c| {
+            let mut stmt =
+                c.prepare("SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    // ---- slugs ------------------------------------------------------------------------------
+
+    /// Records a slug created through the API (its blob is uploaded later).
+    pub async fn create_slug(&self, slug: Slug) -> Result<Slug> {
+        self.call(move |c| {
+            insert_slug(c, &slug)?;
+            Ok(c.query_row(
+                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
+                [&slug.id],
+                slug_row,
+            )?)
+        })
+        .await
+    }
+
+    /// A slug by id.
+    pub async fn slug(&self, id: String) -> Result<Option<Slug>> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
+                [id],
+                slug_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// A slug by its blob secret.
+    pub async fn slug_by_secret(&self, secret: String) -> Result<Option<Slug>> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE blob_secret = ?1"),
+                [secret],
+                slug_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Attaches an uploaded blob to a slug.
+    pub async fn set_slug_blob(&self, id: String, sha: String, size: i64) -> Result<()> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE slugs SET blob_sha = ?2, size = ?3, checksum = COALESCE(checksum, ?4), updated_at = ?5 WHERE id = ?1",
+                params![id, sha, size, format!("SHA256:{sha}"), now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ---- releases ---------------------------------------------------------------------------
+
+    /// An app's releases, oldest first.
+    pub async fn releases(&self, app_id: String) -> Result<Vec<Release>> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.app_id = ?1 ORDER BY r.version"
+            ))?;
+            let rows = stmt.query_map([app_id], release_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// A release by id or version.
+    pub async fn release(&self, app_id: String, key: String) -> Result<Option<Release>> {
+        self.call(move |c| {
+            let version = key.strip_prefix('v').unwrap_or(&key).parse::<i64>().ok();
+            let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.app_id = ?1 AND ");
+            Ok(match version {
+                Some(v) => c.query_row(&(sql + "r.version = ?2"), params![app_id, v], release_row).optional()?,
+                None => c.query_row(&(sql + "r.id = ?2"), params![app_id, key], release_row).optional()?,
+            })
+        })
+        .await
+    }
+
+    /// The app's current release.
+    pub async fn current_release(&self, app_id: String) -> Result<Option<Release>> {
+        self.call(move |c| current_release(c, &app_id)).await
+    }
+
+    /// Releases `slug_id` to the app with the given config (the app's current one when `None`).
+    pub async fn create_release(
+        &self,
+        app_id: String,
+        slug_id: Option<String>,
+        description: String,
+        user_id: String,
+        config: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<Release> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let config = match config {
+                Some(config) => {
+                    tx.execute("DELETE FROM config_vars WHERE app_id = ?1", [&app_id])?;
+                    for (k, v) in &config {
+                        tx.execute("INSERT INTO config_vars (app_id, key, value) VALUES (?1, ?2, ?3)", params![app_id, k, v])?;
+                    }
+                    config
+                }
+                None => config_of(&tx, &app_id)?,
+            };
+            let release = insert_release(&tx, &app_id, slug_id.as_deref(), &description, &user_id, &config)?;
+            if let Some(slug_id) = &slug_id {
+                let (size, desc): (Option<i64>, Option<String>) = tx.query_row(
+                    "SELECT size, buildpack_description FROM slugs WHERE id = ?1",
+                    [slug_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                tx.execute(
+                    "UPDATE apps SET released_at = ?2, updated_at = ?2, slug_size = ?3, buildpack_description = ?4 WHERE id = ?1",
+                    params![app_id, now(), size, desc],
+                )?;
+            }
+            tx.commit()?;
+            Ok(release)
+        })
+        .await
+    }
+
+    // ---- sources ----------------------------------------------------------------------------
+
+    /// Makes an upload slot that expires at `expires_at`.
+    pub async fn create_source(&self, expires_at: String) -> Result<SourceSlot> {
+        self.call(move |c| {
+            let slot = SourceSlot {
+                id: new_id(),
+                put_secret: new_secret(),
+                get_secret: new_secret(),
+                blob_sha: None,
+                expires_at,
+            };
+            c.execute(
+                "INSERT INTO sources (id, put_secret, get_secret, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![slot.id, slot.put_secret, slot.get_secret, now(), slot.expires_at],
+            )?;
+            Ok(slot)
+        })
+        .await
+    }
+
+    /// An upload slot by its put or get secret.
+    pub async fn source_by_secret(&self, secret: String) -> Result<Option<SourceSlot>> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT id, put_secret, get_secret, blob_sha, expires_at FROM sources WHERE put_secret = ?1 OR get_secret = ?1",
+                [secret],
+                |r| {
+                    Ok(SourceSlot {
+                        id: r.get(0)?,
+                        put_secret: r.get(1)?,
+                        get_secret: r.get(2)?,
+                        blob_sha: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Attaches an uploaded blob to a slot.
+    pub async fn set_source_blob(&self, id: String, sha: String) -> Result<()> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE sources SET blob_sha = ?2 WHERE id = ?1",
+                params![id, sha],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+    let applied: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= applied {
+            continue;
+        }
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; INSERT INTO schema_migrations VALUES ({version}, '{}'); COMMIT;",
+            now()
+        ))
+        .with_context(|| format!("applying migration {version}"))?;
+    }
+    Ok(())
+}
+
+fn find_app(c: &Connection, key: &str) -> Result<Option<App>> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id WHERE {} = ?1",
+            app_key(key)
+        ),
+        [key],
+        app_row,
+    )
+    .optional()?)
+}
+
+fn find_build(c: &Connection, filter: &str, value: &str) -> Result<Option<Build>> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE {filter}"
+        ),
+        [value],
+        build_row,
+    )
+    .optional()?)
+}
+
+fn config_of(c: &Connection, app_id: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut stmt = c.prepare("SELECT key, value FROM config_vars WHERE app_id = ?1")?;
+    let rows = stmt.query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn installations_of(c: &Connection, app_id: &str) -> Result<Vec<String>> {
+    let mut stmt = c.prepare(
+        "SELECT buildpack FROM buildpack_installations WHERE app_id = ?1 ORDER BY ordinal",
+    )?;
+    let rows = stmt.query_map([app_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn current_release(c: &Connection, app_id: &str) -> Result<Option<Release>> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id \
+             WHERE r.app_id = ?1 AND r.status = 'succeeded' ORDER BY r.version DESC LIMIT 1"
+        ),
+        [app_id],
+        release_row,
+    )
+    .optional()?)
+}
+
+fn insert_release(
+    c: &Connection,
+    app_id: &str,
+    slug_id: Option<&str>,
+    description: &str,
+    user_id: &str,
+    config: &std::collections::BTreeMap<String, String>,
+) -> Result<Release> {
+    let version: i64 = c.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app_id = ?1",
+        [app_id],
+        |r| r.get(0),
+    )?;
+    let (id, ts) = (new_id(), now());
+    c.execute(
+        "INSERT INTO releases (id, app_id, version, slug_id, description, status, user_id, config, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'succeeded', ?6, ?7, ?8, ?8)",
+        params![id, app_id, version, slug_id, description, user_id, serde_json::to_string(config)?, ts],
+    )?;
+    Ok(c.query_row(
+        &format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.id = ?1"),
+        [id],
+        release_row,
+    )?)
+}
+
+fn insert_slug(c: &Connection, slug: &Slug) -> Result<()> {
+    c.execute(
+        &format!("INSERT INTO slugs ({SLUG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        params![
+            slug.id,
+            slug.app_id,
+            slug.blob_secret,
+            slug.blob_sha,
+            slug.checksum,
+            slug.size,
+            serde_json::to_string(&slug.process_types)?,
+            slug.buildpack_description,
+            slug.commit,
+            slug.commit_description,
+            slug.stack,
+            slug.created_at,
+            slug.updated_at
+        ],
+    )?;
+    Ok(())
+}

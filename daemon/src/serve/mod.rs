@@ -1,0 +1,248 @@
+//! `buildd serve`: the Heroku-compatible builds API over HTTP, with SQLite persistence, a local
+//! blob store, a build queue and live output.
+
+pub mod api;
+pub mod blobs;
+pub mod db;
+pub mod logs;
+pub mod metrics;
+pub mod queue;
+pub mod range;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use buildd_runtime::{Buildpack, Runtime, RuntimeConfig};
+
+use crate::cli::ServeArgs;
+use crate::embedded::FIRST_PARTY;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where the database, blobs, caches and scratch space live.
+    pub data_dir: PathBuf,
+    /// The URL clients use, when the Host header is not it (behind a proxy).
+    pub public_url: Option<String>,
+    /// Whether `file://` sources (paths on this machine) are allowed.
+    pub allow_local_sources: bool,
+    /// Whether plain `http://` source URLs are refused.
+    pub require_https: bool,
+    /// Largest upload (source or slug), in bytes.
+    pub max_upload: u64,
+    /// Time limit of one build.
+    pub build_timeout: Duration,
+}
+
+/// Everything handlers and builds share.
+pub struct ServerState {
+    pub db: db::Db,
+    pub blobs: blobs::Blobs,
+    pub logs: logs::LiveLogs,
+    pub queue: queue::Queue,
+    pub metrics: metrics::Metrics,
+    pub runtime: Runtime,
+    /// Buildpacks for detection, in order.
+    pub installed: Vec<Buildpack>,
+    /// Buildpacks by short name and by id.
+    by_name: HashMap<String, Buildpack>,
+    pub config: ServeConfig,
+}
+
+impl ServerState {
+    /// A buildpack by short name (`static`) or id (`buildd/static`).
+    pub fn buildpack(&self, name: &str) -> Option<Buildpack> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// An app's build cache.
+    pub fn cache_dir(&self, app_id: &str) -> PathBuf {
+        self.config.data_dir.join("cache").join(app_id)
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/buildd`, else `~/.local/share/buildd`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(|d| PathBuf::from(d).join("buildd"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/buildd")))
+        .unwrap_or_else(|| PathBuf::from("buildd-data"))
+}
+
+/// Opens the database in a data dir (creating both as needed).
+pub fn open_db(data_dir: &std::path::Path) -> Result<db::Db> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    db::Db::open(&data_dir.join("buildd.sqlite3"))
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let db = open_db(&data_dir)?;
+    let blobs = blobs::Blobs::new(&data_dir)?;
+    let work = data_dir.join("work");
+    // Scratch dirs of builds that were running when the daemon stopped.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+
+    let runtime = Runtime::new(RuntimeConfig {
+        component_cache: args
+            .component_cache
+            .clone()
+            .or_else(|| Some(data_dir.join("components"))),
+    })?;
+    let mut installed = Vec::new();
+    let mut by_name = HashMap::new();
+    for embedded in FIRST_PARTY {
+        let bp = runtime
+            .load(embedded.wasm)
+            .await
+            .with_context(|| format!("loading {}", embedded.name))?;
+        by_name.insert(embedded.name.to_string(), bp.clone());
+        by_name.insert(bp.info().id.clone(), bp.clone());
+        installed.push(bp);
+    }
+    let concurrency = args.concurrency.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let state = Arc::new(ServerState {
+        db,
+        blobs,
+        logs: logs::LiveLogs::default(),
+        queue: queue::Queue::new(concurrency),
+        metrics: metrics::Metrics::default(),
+        runtime,
+        installed,
+        by_name,
+        config: ServeConfig {
+            data_dir,
+            public_url: args.public_url.clone(),
+            allow_local_sources: args.allow_local_sources,
+            require_https: args.require_https,
+            max_upload: args.max_upload << 20,
+            build_timeout: Duration::from_secs(args.build_timeout),
+        },
+    });
+
+    recover(&state).await?;
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    // Scripts and tests read this line to learn the port (with --listen 127.0.0.1:0).
+    println!("buildd listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, concurrency, "serving");
+
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let shutdown_state = state.clone();
+    axum::serve(listener, api::router(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            drain(&shutdown_state, grace).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// On start: builds that were running when the daemon died are failed (their partial work is
+/// gone with the process); builds that had not started are queued again, in order.
+async fn recover(state: &Arc<ServerState>) -> Result<()> {
+    const REASON: &str = "daemon restarted during build";
+    let interrupted = state.db.fail_interrupted_builds(REASON.to_string()).await?;
+    for id in &interrupted {
+        let mut text = state
+            .db
+            .log(id.clone())
+            .await?
+            .map(|(t, _)| t)
+            .unwrap_or_default();
+        text.extend_from_slice(format!(" !     {REASON}\n").as_bytes());
+        let lines = vec![db::LogLine {
+            stream: "STDOUT".into(),
+            line: format!(" !     {REASON}"),
+        }];
+        state.db.save_log(id.clone(), text, lines).await?;
+    }
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            count = interrupted.len(),
+            "failed builds interrupted by a restart"
+        );
+    }
+    for build in state.db.pending_builds().await? {
+        state.logs.open(&build.id);
+        state.queue.enqueue(state.clone(), build);
+    }
+    Ok(())
+}
+
+/// Lets running builds finish for up to `grace`, then fails the ones still running. Builds that
+/// never started stay pending and run after the next start.
+async fn drain(state: &Arc<ServerState>, grace: Duration) {
+    tracing::info!("shutting down: waiting up to {grace:?} for running builds");
+    let deadline = Instant::now() + grace;
+    while state.queue.running() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state.queue.shutdown(state).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `buildd tokens ...`.
+pub fn tokens(args: crate::cli::TokensArgs) -> Result<()> {
+    use crate::cli::TokensCommand;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let db = open_db(&data_dir)?;
+    match args.command {
+        TokensCommand::Create { email, description } => {
+            let token = db::new_secret();
+            db.create_token(&email, &api::token_hash(&token), &description)?;
+            // Only the token on stdout, so scripts can capture it.
+            println!("{token}");
+        }
+        TokensCommand::List => {
+            for t in db.list_tokens()? {
+                let state = t
+                    .revoked_at
+                    .map(|r| format!("revoked {r}"))
+                    .unwrap_or_else(|| "active".into());
+                println!(
+                    "{}  {}  {}  {}  {}",
+                    t.id, t.email, t.created_at, state, t.description
+                );
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            if !db.revoke_token(&id)? {
+                anyhow::bail!("no active token with id {id}");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}

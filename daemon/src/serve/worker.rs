@@ -1,0 +1,251 @@
+//! Running one build: resolve its source and buildpacks, run it in the engine with its output
+//! going to the live log, then store the slug and release it, or record the failure.
+
+use std::sync::Arc;
+
+use buildd_runtime::{BuildRequest, Checksum, Limits, Source, Stream};
+
+use super::ServerState;
+use super::db::{Build, Slug, new_id, new_secret, now};
+
+/// Runs a build to its end. Never panics on a bad build: every failure is recorded.
+pub async fn run(state: &Arc<ServerState>, build: Build) {
+    let log = state.logs.open(&build.id);
+    if let Err(err) = state.db.start_build(build.id.clone()).await {
+        tracing::error!(build = %build.id, "recording the start: {err:#}");
+    }
+    match execute(state, &build, &log).await {
+        Ok(()) => {}
+        Err(reason) => {
+            if let Err(err) = state.db.fail_build(build.id.clone(), reason).await {
+                tracing::error!(build = %build.id, "recording the failure: {err:#}");
+            }
+        }
+    }
+    close_log(state, &build.id).await;
+}
+
+/// Records a build that never finished (cancelled, interrupted) as failed, with the reason in
+/// its output.
+pub async fn finish_failed(
+    state: &Arc<ServerState>,
+    build_id: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let log = state.logs.open(build_id);
+    log.push("STDOUT", &format!(" !     {reason}"));
+    state
+        .db
+        .fail_build(build_id.to_string(), reason.to_string())
+        .await?;
+    close_log(state, build_id).await;
+    Ok(())
+}
+
+/// Stores the log, then lets readers reach EOF: the status is final by now.
+async fn close_log(state: &Arc<ServerState>, build_id: &str) {
+    let Some(log) = state.logs.get(build_id) else {
+        return;
+    };
+    let (text, lines) = log.snapshot();
+    if let Err(err) = state.db.save_log(build_id.to_string(), text, lines).await {
+        tracing::error!(build = %build_id, "storing the output: {err:#}");
+    }
+    log.finish();
+    state.logs.remove(build_id);
+}
+
+async fn execute(
+    state: &Arc<ServerState>,
+    build: &Build,
+    log: &Arc<super::logs::LiveLog>,
+) -> Result<(), String> {
+    let internal = |e: anyhow::Error| {
+        tracing::error!(build = %build.id, "{e:#}");
+        "internal error; see the daemon's log".to_string()
+    };
+    let source = state.resolve_source(&build.source_url).await.map_err(|e| {
+        log.push("STDOUT", &format!(" !     {e}"));
+        e
+    })?;
+    let checksum = build
+        .source_checksum
+        .as_deref()
+        .map(str::parse::<Checksum>)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+
+    let requested = match &build.buildpacks {
+        Some(list) => list.clone(),
+        None => state
+            .db
+            .installations(build.app_id.clone())
+            .await
+            .map_err(internal)?,
+    };
+    let buildpacks = requested
+        .iter()
+        .map(|name| {
+            state
+                .buildpack(name)
+                .ok_or_else(|| format!("Unknown buildpack {name:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config_vars = state
+        .db
+        .config_vars(build.app_id.clone())
+        .await
+        .map_err(internal)?;
+    let out = state.blobs.temp().map_err(internal)?;
+
+    let sink_log = log.clone();
+    let sink = Arc::new(move |stream: Stream, line: &str| {
+        sink_log.push(
+            if stream == Stream::Stderr {
+                "STDERR"
+            } else {
+                "STDOUT"
+            },
+            line,
+        );
+    });
+    let request = BuildRequest {
+        source,
+        checksum,
+        buildpacks,
+        installed: state.installed.clone(),
+        config_vars,
+        cache_dir: Some(state.cache_dir(&build.app_id)),
+        work_dir: Some(state.config.data_dir.join("work")),
+        out: out.to_path_buf(),
+        limits: Limits {
+            timeout: state.config.build_timeout,
+            ..Limits::default()
+        },
+    };
+    let outcome = state
+        .runtime
+        .build(request, sink)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let (sha, size) = state.blobs.adopt(&outcome.slug.path).map_err(internal)?;
+    let ts = now();
+    let slug = Slug {
+        id: new_id(),
+        app_id: build.app_id.clone(),
+        blob_secret: new_secret(),
+        blob_sha: Some(sha),
+        checksum: Some(outcome.slug.checksum.clone()),
+        size: Some(size as i64),
+        process_types: outcome.slug.process_types.clone(),
+        buildpack_description: Some(outcome.description.clone()),
+        commit: build.source_version.clone(),
+        commit_description: build.source_version_description.clone(),
+        stack: buildd_runtime::STACK.to_string(),
+        created_at: ts.clone(),
+        updated_at: ts,
+    };
+    let description = match &build.source_version {
+        Some(v) => format!("Deploy {}", &v[..v.len().min(8)]),
+        None => "Deploy".to_string(),
+    };
+    let done = state
+        .db
+        .succeed_build(build.clone(), slug, description)
+        .await
+        .map_err(internal)?;
+    if let Some(release_id) = &done.release_id {
+        let version = state
+            .db
+            .release(build.app_id.clone(), release_id.clone())
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.version)
+            .unwrap_or_default();
+        log.push("STDOUT", "-----> Launching...");
+        log.push("STDOUT", &format!("       Released v{version}"));
+    } else {
+        log.push(
+            "STDOUT",
+            "-----> Slug built; not released (\"release\": false)",
+        );
+    }
+    Ok(())
+}
+
+/// What a `source_blob.url` names.
+pub fn parse_source(url: &str) -> Result<SourceKind, String> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Ok(SourceKind::Local(rest.into()));
+    }
+    if url.starts_with("git+") || url.starts_with("git://") {
+        return Ok(SourceKind::Git(url.to_string()));
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(SourceKind::Http(url.to_string()));
+    }
+    Err(format!(
+        "Unsupported source URL {url:?}: use http(s)://, git+https://, git:// or a /sources get_url."
+    ))
+}
+
+/// The kinds of `source_blob.url`.
+pub enum SourceKind {
+    /// An http(s) URL to a tarball (possibly our own `get_url`).
+    Http(String),
+    /// A git repository and ref.
+    Git(#[allow(dead_code)] String),
+    /// A path on the daemon's machine.
+    Local(std::path::PathBuf),
+}
+
+impl ServerState {
+    /// Checks a `source_blob.url` when the build is created, so a bad one is a 422, not a
+    /// failed build.
+    pub fn check_source_url(&self, url: &str) -> Result<(), String> {
+        match parse_source(url)? {
+            SourceKind::Http(u)
+                if self.config.require_https
+                    && u.starts_with("http://")
+                    && !u.contains("/blobs/sources/") =>
+            {
+                Err("This server requires https:// source URLs.".into())
+            }
+            SourceKind::Local(_) if !self.config.allow_local_sources => Err(
+                "file:// sources are disabled on this server (see --allow-local-sources).".into(),
+            ),
+            SourceKind::Git(_) => Err("git sources are not supported by this server yet.".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns a `source_blob.url` into an engine source: our own `get_url`s are read from the
+    /// blob store directly.
+    pub async fn resolve_source(&self, url: &str) -> Result<Source, String> {
+        match parse_source(url)? {
+            SourceKind::Http(u) => {
+                if let Some(secret) = u.split("/blobs/sources/").nth(1) {
+                    let secret = secret.split(['?', '#']).next().unwrap_or("").to_string();
+                    if let Ok(Some(slot)) = self.db.source_by_secret(secret.clone()).await
+                        && slot.get_secret == secret
+                    {
+                        let sha = slot
+                            .blob_sha
+                            .ok_or("Nothing was uploaded to that source URL.")?;
+                        return Ok(Source::Archive(self.blobs.path(&sha)));
+                    }
+                }
+                Ok(Source::Url(u))
+            }
+            SourceKind::Local(path) if self.config.allow_local_sources => Ok(if path.is_dir() {
+                Source::Dir(path)
+            } else {
+                Source::Archive(path)
+            }),
+            SourceKind::Local(_) => Err("file:// sources are disabled on this server.".into()),
+            SourceKind::Git(_) => Err("git sources are not supported by this server yet.".into()),
+        }
+    }
+}
