@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Where precompiled components are kept (default: <data-dir>/components).
     #[arg(long, value_name = "DIR")]
     pub component_cache: Option<PathBuf>,
+
+    /// Install another buildpack component (.wasm) beside the first-party ones, by its id
+    /// (repeatable). It joins detection after the first-party ones.
+    #[arg(long = "buildpack", value_name = "FILE")]
+    pub buildpacks: Vec<PathBuf>,
 }
 
 /// `buildd tokens`.

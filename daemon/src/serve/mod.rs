@@ -108,6 +108,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         by_name.insert(bp.info().id.clone(), bp.clone());
         installed.push(bp);
     }
+    for path in &args.buildpacks {
+        let bp = runtime.load_file(path).await?;
+        tracing::info!(id = %bp.info().id, digest = %bp.info().digest, "installed buildpack");
+        by_name.insert(bp.info().id.clone(), bp.clone());
+        installed.push(bp);
+    }
     let concurrency = args.concurrency.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

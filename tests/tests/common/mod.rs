@@ -184,20 +184,52 @@ pub struct Server {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Holds requests for gated paths until opened: a source server a test can keep a build
+/// waiting on.
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+    fn wait(&self) {
+        let mut open = self.0.0.lock().unwrap();
+        while !*open {
+            open = self.0.1.wait(open).unwrap();
+        }
+    }
+}
+
 impl Server {
     pub fn start(files: BTreeMap<String, Vec<u8>>) -> Server {
+        Server::gated(files, Gate::default(), &[])
+    }
+
+    /// Like `start`, but requests for `gated` paths wait until `gate` opens.
+    pub fn gated(files: BTreeMap<String, Vec<u8>>, gate: Gate, gated: &[&str]) -> Server {
         let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let base = format!("http://{}", server.server_addr().to_ip().unwrap());
         let serving = server.clone();
+        let files = std::sync::Arc::new(files);
+        let gated: std::sync::Arc<Vec<String>> =
+            std::sync::Arc::new(gated.iter().map(|s| s.to_string()).collect());
         let thread = std::thread::spawn(move || {
             for request in serving.incoming_requests() {
-                let response = match files.get(request.url()) {
-                    Some(body) => tiny_http::Response::from_data(body.clone()).boxed(),
-                    None => tiny_http::Response::from_string("not found")
-                        .with_status_code(404)
-                        .boxed(),
-                };
-                let _ = request.respond(response);
+                let (files, gate, gated) = (files.clone(), gate.clone(), gated.clone());
+                std::thread::spawn(move || {
+                    if gated.iter().any(|g| g == request.url()) {
+                        gate.wait();
+                    }
+                    let response = match files.get(request.url()) {
+                        Some(body) => tiny_http::Response::from_data(body.clone()).boxed(),
+                        None => tiny_http::Response::from_string("not found")
+                            .with_status_code(404)
+                            .boxed(),
+                    };
+                    let _ = request.respond(response);
+                });
             }
         });
         Server {
@@ -236,3 +268,4 @@ pub fn list_tree(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+pub mod daemon;

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::ServerState;
 use super::db::User;
@@ -88,7 +89,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
 async fn heroku_headers(request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
-    let _enter = span.enter();
     let accept = request
         .headers()
         .get("accept")
@@ -96,11 +96,7 @@ async fn heroku_headers(request: Request, next: Next) -> Response {
         .unwrap_or("");
     let mut response = match accept_error(accept) {
         Some(err) => err.into_response(),
-        None => {
-            drop(_enter);
-
-            next.run(request).await
-        }
+        None => next.run(request).instrument(span.clone()).await,
     };
     let headers = response.headers_mut();
     headers.insert("request-id", HeaderValue::from_str(&request_id).unwrap());
