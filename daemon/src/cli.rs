@@ -24,6 +24,131 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Manage API tokens of a data dir (`create` prints only the token).
     Tokens(TokensArgs),
+    /// Build an app on a buildd server and stream its output; exits 0 only if it succeeded.
+    Build(Box<BuildArgs>),
+    /// Create or list apps on a buildd server.
+    Apps(AppsArgs),
+    /// List an app's builds.
+    Builds(AppArg),
+    /// List an app's releases.
+    Releases(AppArg),
+    /// Show an app's config vars.
+    Config(AppArg),
+    /// Set config vars: `buildd config:set --app APP KEY=VALUE...`.
+    #[command(name = "config:set")]
+    ConfigSet(ConfigSetArgs),
+    /// Remove config vars: `buildd config:unset --app APP KEY...`.
+    #[command(name = "config:unset")]
+    ConfigUnset(ConfigUnsetArgs),
+}
+
+/// Which server a client command talks to.
+#[derive(Debug, Args, Clone)]
+pub struct Remote {
+    /// The server's URL.
+    #[arg(
+        long = "url",
+        env = "BUILDD_URL",
+        default_value = "http://127.0.0.1:5000",
+        global = true
+    )]
+    pub url: String,
+    /// An API token (from `buildd tokens create`).
+    #[arg(
+        long = "token",
+        env = "BUILDD_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+}
+
+/// `buildd build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The app to build.
+    #[arg(long, short = 'a')]
+    pub app: String,
+    /// A URL to a source tarball.
+    #[arg(long, group = "source")]
+    pub archive: Option<String>,
+    /// A local directory: packed, uploaded through /sources, then built.
+    #[arg(long, group = "source")]
+    pub dir: Option<PathBuf>,
+    /// A git URL (`git+https://HOST/REPO.git#REF`, `git://...`).
+    #[arg(long, group = "source")]
+    pub git: Option<String>,
+    /// Expected checksum of the archive, SHA256:<hex>.
+    #[arg(long)]
+    pub checksum: Option<String>,
+    /// The source's version, e.g. a commit sha.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Buildpacks to run, in order (default: the app's, or detection).
+    #[arg(long = "buildpack", short = 'b')]
+    pub buildpacks: Vec<String>,
+    /// Build a slug without releasing it.
+    #[arg(long)]
+    pub no_release: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `buildd apps`.
+#[derive(Debug, Args)]
+pub struct AppsArgs {
+    #[command(subcommand)]
+    pub command: AppsCommand,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// App subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an app (a name is generated when none is given).
+    Create {
+        /// The app's name.
+        name: Option<String>,
+    },
+    /// List apps.
+    List,
+}
+
+/// Commands about one app.
+#[derive(Debug, Args)]
+pub struct AppArg {
+    /// The app.
+    #[arg(long, short = 'a')]
+    pub app: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `buildd config:set`.
+#[derive(Debug, Args)]
+pub struct ConfigSetArgs {
+    /// The app.
+    #[arg(long, short = 'a')]
+    pub app: String,
+    /// KEY=VALUE pairs.
+    #[arg(required = true, value_parser = parse_env)]
+    pub vars: Vec<(String, String)>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `buildd config:unset`.
+#[derive(Debug, Args)]
+pub struct ConfigUnsetArgs {
+    /// The app.
+    #[arg(long, short = 'a')]
+    pub app: String,
+    /// Keys to remove.
+    #[arg(required = true)]
+    pub keys: Vec<String>,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 /// `buildd serve`.

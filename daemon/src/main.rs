@@ -4,6 +4,7 @@
 //! API. The build engine lives in `buildd-runtime`; this binary knows nothing of wasm.
 
 mod cli;
+mod client;
 mod embedded;
 mod run;
 mod serve;
@@ -19,6 +20,17 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = cli::Cli::parse();
+    // Client commands are plain blocking HTTP: no async runtime.
+    let command = match client::run(cli.command) {
+        Ok(done) => match done {
+            Ok(code) => return code,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        Err(command) => command,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,7 +42,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             cli::Command::Run(args) => run::run(*args).await,
             cli::Command::Buildpacks => run::list_buildpacks().await,
             cli::Command::Serve(args) => serve::serve(*args)
@@ -39,6 +51,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Tokens(args) => {
                 serve::tokens(args).map(|()| std::process::ExitCode::SUCCESS)
             }
+            _ => unreachable!("client commands ran above"),
         }
     });
     match result {
