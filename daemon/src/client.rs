@@ -362,11 +362,7 @@ impl<R: Read> Read for Progress<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sent += n as u64;
-        let percent = if self.total == 0 {
-            100
-        } else {
-            self.sent * 100 / self.total
-        };
+        let percent = (self.sent * 100).checked_div(self.total).unwrap_or(100);
         if self.tty && percent != self.shown {
             self.shown = percent;
             eprint!(
