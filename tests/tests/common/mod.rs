@@ -15,18 +15,54 @@ pub fn buildd_bin() -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         // target/<profile>/deps/<test> -> target/<profile>/buildd
         let profile_dir = exe.parent().unwrap().parent().unwrap();
-        // `cargo test -p buildd-tests` alone does not rebuild the binary: make sure it is fresh
-        // (a no-op when it is), with the same profile as this test.
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--quiet", "-p", "buildd", "--bin", "buildd"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
+        let bin = profile_dir.join("buildd");
+        // `cargo test` over the workspace builds the binary; `cargo test -p buildd-tests` alone
+        // does not, so rebuild it when a source is newer. (Always running `cargo build -p buildd`
+        // would rebuild it with a different feature set than `cargo test` unified, every time.)
+        if needs_rebuild(&bin) {
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--quiet", "-p", "buildd", "--bin", "buildd"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build.current_dir(repo_root()).status().unwrap();
+            assert!(status.success(), "building buildd");
         }
-        let status = build.current_dir(repo_root()).status().unwrap();
-        assert!(status.success(), "building buildd");
         profile_dir.join("buildd")
     })
     .clone()
+}
+
+/// Whether any source of the binary is newer than it (or it is missing).
+fn needs_rebuild(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return true;
+    };
+    fn newer(dir: &Path, than: std::time::SystemTime) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                newer(&path, than)
+            } else {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m > than)
+            }
+        })
+    }
+    [
+        "daemon",
+        "runtime",
+        "sdk",
+        "wit",
+        "buildpacks-wasm/procfile",
+        "buildpacks-wasm/static",
+    ]
+    .iter()
+    .any(|d| newer(&repo_root().join(d), built))
 }
 
 /// One precompiled-component cache for the whole test run: each component compiles once.
