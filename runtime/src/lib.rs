@@ -39,6 +39,7 @@ mod appfiles;
 mod bindings;
 pub mod confine;
 mod engine;
+mod git;
 mod lifecycle;
 mod limits;
 mod log;
@@ -49,6 +50,7 @@ mod tripwire;
 mod unpack;
 
 pub use engine::{Buildpack, BuildpackInfo, Runtime, RuntimeConfig, SUPPORTED_APIS};
+pub use git::GitSource;
 pub use lifecycle::{BuildError, BuildOutcome, BuildRequest};
 pub use limits::{LimitExceeded, Limits, SourceLimits, human};
 pub use log::{LogSink, Stream};

@@ -53,6 +53,8 @@ pub struct BuildOutcome {
     pub description: String,
     /// `SHA256:<hex>` of the source archive, when the source was one.
     pub source_checksum: Option<String>,
+    /// The commit a git source resolved to.
+    pub source_commit: Option<String>,
 }
 
 /// Why a build failed. The message is meant for the person who started the build.
@@ -159,6 +161,9 @@ impl Runtime {
             });
             with_deadline(deadline, limits, task).await??
         };
+        if let Some(commit) = &fetched.commit {
+            log.host(&format!("       Commit: {commit}"));
+        }
         log.host(&format!(
             "       Source: {} files, {}",
             fetched.stats.files,
@@ -303,6 +308,7 @@ impl Runtime {
                 .unwrap_or_default(),
             buildpacks: chosen.into_iter().map(|(bp, _)| bp.info).collect(),
             source_checksum: fetched.checksum.map(|c| c.to_string()),
+            source_commit: fetched.commit,
         })
     }
 }

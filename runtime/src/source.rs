@@ -22,12 +22,16 @@ pub enum Source {
     Archive(PathBuf),
     /// An `http://` or `https://` URL to a tarball, streamed.
     Url(String),
+    /// A git repository at a ref, fetched shallowly.
+    Git(crate::git::GitSource),
 }
 
 impl Source {
     /// Reads a command-line argument: a URL, an existing directory, or else an archive path.
     pub fn parse(arg: &str) -> Source {
-        if arg.starts_with("http://") || arg.starts_with("https://") {
+        if let Some(git) = crate::git::GitSource::parse(arg) {
+            Source::Git(git)
+        } else if arg.starts_with("http://") || arg.starts_with("https://") {
             Source::Url(arg.to_string())
         } else if Path::new(arg).is_dir() {
             Source::Dir(arg.into())
@@ -42,6 +46,10 @@ impl fmt::Display for Source {
         match self {
             Source::Dir(p) | Source::Archive(p) => write!(f, "{}", p.display()),
             Source::Url(u) => f.write_str(u),
+            Source::Git(g) => match &g.reference {
+                Some(r) => write!(f, "{}#{r}", g.url),
+                None => f.write_str(&g.url),
+            },
         }
     }
 }
@@ -186,6 +194,8 @@ pub(crate) struct Fetched {
     pub checksum: Option<Checksum>,
     /// What was written.
     pub stats: AppStats,
+    /// The commit a git source resolved to.
+    pub commit: Option<String>,
 }
 
 /// Fetches and unpacks `source` into `work/source`, verifying `expected` before returning.
@@ -199,7 +209,18 @@ pub(crate) fn fetch(
     let root = work.join("source");
     std::fs::create_dir_all(&root).map_err(SourceError::Io)?;
     let dest = Dir::open_ambient_dir(&root, ambient_authority()).map_err(SourceError::Io)?;
+    let mut commit = None;
     let (stats, checksum) = match source {
+        Source::Git(git) => {
+            if expected.is_some() {
+                return Err(SourceError::BadChecksum(
+                    "a checksum applies to archives, not git sources".into(),
+                ));
+            }
+            let (stats, sha) = crate::git::fetch(git, work, &dest, limits)?;
+            commit = Some(sha);
+            (stats, None)
+        }
         Source::Dir(path) => {
             if expected.is_some() {
                 return Err(SourceError::BadChecksum(
@@ -240,6 +261,7 @@ pub(crate) fn fetch(
         app_dir,
         checksum,
         stats,
+        commit,
     })
 }
 

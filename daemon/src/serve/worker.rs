@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use buildd_runtime::{BuildRequest, Checksum, Limits, Source, Stream};
+use buildd_runtime::{BuildRequest, Checksum, GitSource, Limits, Source, Stream};
 
 use super::ServerState;
 use super::db::{Build, Slug, new_id, new_secret, now};
@@ -140,13 +140,17 @@ async fn execute(
         size: Some(size as i64),
         process_types: outcome.slug.process_types.clone(),
         buildpack_description: Some(outcome.description.clone()),
-        commit: build.source_version.clone(),
+        // A git source's resolved commit is the slug's commit.
+        commit: outcome
+            .source_commit
+            .clone()
+            .or_else(|| build.source_version.clone()),
         commit_description: build.source_version_description.clone(),
         stack: buildd_runtime::STACK.to_string(),
         created_at: ts.clone(),
         updated_at: ts,
     };
-    let description = match &build.source_version {
+    let description = match slug.commit.as_ref() {
         Some(v) => format!("Deploy {}", &v[..v.len().min(8)]),
         None => "Deploy".to_string(),
     };
@@ -177,11 +181,14 @@ async fn execute(
 
 /// What a `source_blob.url` names.
 pub fn parse_source(url: &str) -> Result<SourceKind, String> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(SourceKind::Local(rest.into()));
+    if let Some(git) = GitSource::parse(url) {
+        if git.url.starts_with("file://") {
+            return Ok(SourceKind::Local(url.to_string()));
+        }
+        return Ok(SourceKind::Git(git));
     }
-    if url.starts_with("git+") || url.starts_with("git://") {
-        return Ok(SourceKind::Git(url.to_string()));
+    if url.starts_with("file://") {
+        return Ok(SourceKind::Local(url.to_string()));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(SourceKind::Http(url.to_string()));
@@ -195,10 +202,33 @@ pub fn parse_source(url: &str) -> Result<SourceKind, String> {
 pub enum SourceKind {
     /// An http(s) URL to a tarball (possibly our own `get_url`).
     Http(String),
-    /// A git repository and ref.
-    Git(#[allow(dead_code)] String),
-    /// A path on the daemon's machine.
-    Local(std::path::PathBuf),
+    /// A remote git repository and ref.
+    Git(GitSource),
+    /// Something on the daemon's machine: `file:///path` (a git repository, a directory or a
+    /// tarball) or `git+file:///path#REF`.
+    Local(String),
+}
+
+/// A `file://` URL as an engine source: a git repository when the path is one.
+fn local_source(url: &str) -> Source {
+    let url = url.strip_prefix("git+").unwrap_or(url);
+    let (base, reference) = match url.split_once('#') {
+        Some((b, r)) => (b, (!r.is_empty()).then(|| r.to_string())),
+        None => (url, None),
+    };
+    let path = std::path::PathBuf::from(base.trim_start_matches("file://"));
+    let is_repo = path.join(".git").exists()
+        || (path.join("HEAD").is_file() && path.join("objects").is_dir());
+    if is_repo {
+        Source::Git(GitSource {
+            url: base.to_string(),
+            reference,
+        })
+    } else if path.is_dir() {
+        Source::Dir(path)
+    } else {
+        Source::Archive(path)
+    }
 }
 
 impl ServerState {
@@ -216,7 +246,6 @@ impl ServerState {
             SourceKind::Local(_) if !self.config.allow_local_sources => Err(
                 "file:// sources are disabled on this server (see --allow-local-sources).".into(),
             ),
-            SourceKind::Git(_) => Err("git sources are not supported by this server yet.".into()),
             _ => Ok(()),
         }
     }
@@ -239,13 +268,9 @@ impl ServerState {
                 }
                 Ok(Source::Url(u))
             }
-            SourceKind::Local(path) if self.config.allow_local_sources => Ok(if path.is_dir() {
-                Source::Dir(path)
-            } else {
-                Source::Archive(path)
-            }),
+            SourceKind::Local(url) if self.config.allow_local_sources => Ok(local_source(&url)),
             SourceKind::Local(_) => Err("file:// sources are disabled on this server.".into()),
-            SourceKind::Git(_) => Err("git sources are not supported by this server yet.".into()),
+            SourceKind::Git(git) => Ok(Source::Git(git)),
         }
     }
 }
