@@ -196,6 +196,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub component_cache: Option<PathBuf>,
 
+    /// How long a `/sources` upload slot stays usable, in seconds; expired uploads are deleted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub source_ttl: u64,
+
+    /// Silence on an output stream longer than this gets a NUL keep-alive byte, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, hide = true)]
+    pub stream_keepalive_ms: u64,
+
     /// Install another buildpack component (.wasm) beside the first-party ones, by its id
     /// (repeatable). It joins detection after the first-party ones.
     #[arg(long = "buildpack", value_name = "FILE")]

@@ -902,3 +902,64 @@ fn responses_match_herokus_schema() {
     );
     validate("buildpack-installation", "Update", &installs.json());
 }
+
+#[test]
+fn unused_uploads_expire() {
+    let daemon = Daemon::start(&["--source-ttl", "1"]);
+    let source = daemon.call("POST", "/sources", None).json();
+    let (put_url, get_url) = (
+        source["source_blob"]["put_url"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        source["source_blob"]["get_url"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(
+        request("PUT", &put_url, &[], Some(b"some tarball bytes")).status,
+        200
+    );
+    assert_eq!(request("GET", &get_url, &[], None).status, 200);
+    let blobs = daemon.data_dir.join("blobs/sha256");
+    assert_eq!(list_tree(&blobs).iter().filter(|p| p.len() > 64).count(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(request("GET", &get_url, &[], None).status, 404);
+    assert_eq!(request("PUT", &put_url, &[], Some(b"again")).status, 404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while list_tree(&blobs).iter().any(|p| p.len() > 64) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired upload's blob was not deleted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn silent_builds_get_nul_keepalives_on_their_stream() {
+    let daemon = Daemon::start(&["--stream-keepalive-ms", "100"]);
+    let gate = Gate::default();
+    let server = Server::gated(
+        BTreeMap::from([("/app.tgz".to_string(), procfile_tarball())]),
+        gate.clone(),
+        &["/app.tgz"],
+    );
+    daemon.create_app("quiet-app");
+    let build = daemon.create_build(
+        "quiet-app",
+        json!({ "source_blob": { "url": format!("{}/app.tgz", server.base) } }),
+    );
+    let url = build["output_stream_url"].as_str().unwrap().to_string();
+    let reader = std::thread::spawn(move || request("GET", &url, &[], None).body);
+    std::thread::sleep(Duration::from_millis(600));
+    gate.open();
+    let body = reader.join().unwrap();
+    let nuls = body.iter().filter(|b| **b == 0).count();
+    assert!(
+        nuls >= 2,
+        "expected NUL keep-alives while the build waited, got {nuls}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("Released v1"));
+}

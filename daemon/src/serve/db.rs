@@ -1054,6 +1054,32 @@ impl Db {
         .await
     }
 
+    /// Deletes slots that expired before `now`; returns the blobs no slot or slug uses any more.
+    pub async fn expire_sources(&self, now: String) -> Result<Vec<String>> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let shas: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT DISTINCT blob_sha FROM sources WHERE expires_at < ?1 AND blob_sha IS NOT NULL")?;
+                stmt.query_map([&now], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            tx.execute("DELETE FROM sources WHERE expires_at < ?1", [&now])?;
+            let mut orphans = Vec::new();
+            for sha in shas {
+                let used: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM sources WHERE blob_sha = ?1) OR EXISTS(SELECT 1 FROM slugs WHERE blob_sha = ?1)",
+                    [&sha],
+                    |r| r.get(0),
+                )?;
+                if !used {
+                    orphans.push(sha);
+                }
+            }
+            tx.commit()?;
+            Ok(orphans)
+        })
+        .await
+    }
+
     /// Attaches an uploaded blob to a slot.
     pub async fn set_source_blob(&self, id: String, sha: String) -> Result<()> {
         self.call(move |c| {

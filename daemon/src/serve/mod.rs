@@ -37,6 +37,10 @@ pub struct ServeConfig {
     pub max_upload: u64,
     /// Time limit of one build.
     pub build_timeout: Duration,
+    /// How long upload slots live.
+    pub source_ttl: Duration,
+    /// Silence on an output stream before a keep-alive byte.
+    pub keepalive: Duration,
 }
 
 /// Everything handlers and builds share.
@@ -135,10 +139,13 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             require_https: args.require_https,
             max_upload: args.max_upload << 20,
             build_timeout: Duration::from_secs(args.build_timeout),
+            source_ttl: Duration::from_secs(args.source_ttl),
+            keepalive: Duration::from_millis(args.stream_keepalive_ms.max(1)),
         },
     });
 
     recover(&state).await?;
+    spawn_janitor(state.clone());
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -191,6 +198,28 @@ async fn recover(state: &Arc<ServerState>) -> Result<()> {
         state.queue.enqueue(state.clone(), build);
     }
     Ok(())
+}
+
+/// Deletes expired upload slots and the blobs only they used, now and then.
+fn spawn_janitor(state: Arc<ServerState>) {
+    let every = state
+        .config
+        .source_ttl
+        .min(Duration::from_secs(600))
+        .max(Duration::from_millis(100));
+    tokio::spawn(async move {
+        loop {
+            match state.db.expire_sources(db::now()).await {
+                Ok(orphans) => {
+                    for sha in orphans {
+                        let _ = std::fs::remove_file(state.blobs.path(&sha));
+                    }
+                }
+                Err(err) => tracing::warn!("expiring uploads: {err:#}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
 }
 
 /// Lets running builds finish for up to `grace`, then fails the ones still running. Builds that

@@ -16,14 +16,13 @@ use super::{ApiError, ApiResult, BaseUrl, reply};
 use crate::serve::ServerState;
 use crate::serve::blobs::UploadError;
 
-/// How long an upload slot stays usable.
-const SOURCE_TTL: chrono::Duration = chrono::Duration::hours(1);
-
 pub async fn create_source(
     State(state): State<Arc<ServerState>>,
     BaseUrl(base): BaseUrl,
 ) -> ApiResult {
-    let expires = (chrono::Utc::now() + SOURCE_TTL)
+    let ttl =
+        chrono::Duration::from_std(state.config.source_ttl).unwrap_or(chrono::Duration::hours(1));
+    let expires = (chrono::Utc::now() + ttl)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let slot = state.db.create_source(expires).await?;
@@ -79,7 +78,7 @@ pub async fn get_source(
         .db
         .source_by_secret(secret.clone())
         .await?
-        .filter(|s| s.get_secret == secret)
+        .filter(|s| s.get_secret == secret && s.expires_at > crate::serve::db::now())
         .ok_or_else(|| ApiError::not_found("source"))?;
     let sha = slot
         .blob_sha

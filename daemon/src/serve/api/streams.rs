@@ -18,9 +18,6 @@ use super::{ApiError, ApiResult};
 use crate::serve::ServerState;
 use crate::serve::logs::LiveLog;
 
-/// Silence longer than this gets a keep-alive.
-const KEEPALIVE: Duration = Duration::from_secs(10);
-
 fn offset(headers: &HeaderMap, sse: bool) -> usize {
     if sse {
         return headers
@@ -75,7 +72,7 @@ pub async fn stream(
     };
 
     let body = match state.logs.get(&build.id) {
-        Some(live) => follow(live, start, sse),
+        Some(live) => follow(live, start, sse, state.config.keepalive),
         None => {
             let text = state
                 .db
@@ -104,7 +101,7 @@ pub async fn stream(
 }
 
 /// Follows a live log from `start` until the build is over.
-fn follow(live: Arc<LiveLog>, start: usize, sse: bool) -> Body {
+fn follow(live: Arc<LiveLog>, start: usize, sse: bool, keepalive: Duration) -> Body {
     let rx = live.subscribe();
     let stream = futures_util::stream::unfold(
         (live, rx, start, false),
@@ -130,7 +127,7 @@ fn follow(live: Arc<LiveLog>, start: usize, sse: bool) -> Body {
                 if done {
                     return None;
                 }
-                match tokio::time::timeout(KEEPALIVE, rx.changed()).await {
+                match tokio::time::timeout(keepalive, rx.changed()).await {
                     Err(_) => {
                         let ping = if sse {
                             Bytes::from_static(b": keep-alive\n\n")
