@@ -446,6 +446,17 @@ fn lists_paginate_with_ranges() {
         &[("Range", "name ..; order=desc,max=1")],
     );
     assert_eq!(desc.json()[0]["name"], "page-app-4");
+    // The Heroku CLI's `apps` and `apps:info` ask for these.
+    let mine = daemon.call("GET", "/users/~/apps", None);
+    assert_eq!(mine.json().as_array().unwrap().len(), 5);
+    for empty in ["addons", "collaborators", "dynos"] {
+        assert_eq!(
+            daemon
+                .call("GET", &format!("/apps/page-app-0/{empty}"), None)
+                .json(),
+            json!([])
+        );
+    }
     // Range on a non-list endpoint is ignored, as some clients send it everywhere.
     assert_eq!(
         daemon

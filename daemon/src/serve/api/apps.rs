@@ -77,6 +77,12 @@ pub async fn list(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> 
     )
 }
 
+/// An empty list, for resources of a known app that buildd does not have.
+pub async fn none(State(state): State<Arc<ServerState>>, Path(app): Path<String>) -> ApiResult {
+    find_app(&state, &app).await?;
+    reply(StatusCode::OK, serde_json::json!([]))
+}
+
 pub async fn info(State(state): State<Arc<ServerState>>, Path(app): Path<String>) -> ApiResult {
     reply(StatusCode::OK, views::app(&find_app(&state, &app).await?))
 }

@@ -64,6 +64,12 @@ pub fn router(state: Arc<ServerState>) -> Router {
         )
         .route("/sources", post(blobs::create_source))
         .route("/account", get(meta::account))
+        .route("/users/{user}/apps", get(apps::list))
+        // buildd has no add-ons, collaborators or dynos: these lists are truly empty, and the
+        // Heroku CLI asks for them in `apps:info`.
+        .route("/apps/{app}/addons", get(apps::none))
+        .route("/apps/{app}/collaborators", get(apps::none))
+        .route("/apps/{app}/dynos", get(apps::none))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let open = Router::new()
         .route("/healthz", get(meta::healthz))
