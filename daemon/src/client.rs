@@ -83,42 +83,34 @@ pub fn run(command: Command) -> Result<Result<ExitCode>, Command> {
                 ExitCode::SUCCESS
             }),
         Command::ConfigSet(args) => {
-            let body: serde_json::Map<String, Value> = args
+            let patch = args
                 .vars
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            Api::new(&args.remote)
-                .and_then(|api| {
-                    api.call(
-                        "PATCH",
-                        &format!("/apps/{}/config-vars", args.app),
-                        Some(Value::Object(body)),
-                    )
-                })
-                .map(|vars| {
-                    print_vars(&vars);
-                    ExitCode::SUCCESS
-                })
+            patch_config(&args.remote, &args.app, patch)
         }
         Command::ConfigUnset(args) => {
-            let body: serde_json::Map<String, Value> =
-                args.keys.into_iter().map(|k| (k, Value::Null)).collect();
-            Api::new(&args.remote)
-                .and_then(|api| {
-                    api.call(
-                        "PATCH",
-                        &format!("/apps/{}/config-vars", args.app),
-                        Some(Value::Object(body)),
-                    )
-                })
-                .map(|vars| {
-                    print_vars(&vars);
-                    ExitCode::SUCCESS
-                })
+            let patch = args.keys.into_iter().map(|k| (k, Value::Null)).collect();
+            patch_config(&args.remote, &args.app, patch)
         }
         other => return Err(other),
     })
+}
+
+/// `PATCH /apps/{app}/config-vars` and print the result.
+fn patch_config(
+    remote: &Remote,
+    app: &str,
+    patch: serde_json::Map<String, Value>,
+) -> Result<ExitCode> {
+    let vars = Api::new(remote)?.call(
+        "PATCH",
+        &format!("/apps/{app}/config-vars"),
+        Some(Value::Object(patch)),
+    )?;
+    print_vars(&vars);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_vars(vars: &Value) {

@@ -461,20 +461,21 @@ impl Db {
     /// Every token, newest last.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         self.call_sync(|c| {
-            let mut stmt = c.prepare(
+            all(
+                c,
                 "SELECT t.id, u.email, t.description, t.created_at, t.revoked_at FROM tokens t \
                  JOIN users u ON u.id = t.user_id ORDER BY t.created_at, t.id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(TokenInfo {
-                    id: r.get(0)?,
-                    email: r.get(1)?,
-                    description: r.get(2)?,
-                    created_at: r.get(3)?,
-                    revoked_at: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                [],
+                |r| {
+                    Ok(TokenInfo {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                        description: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                    })
+                },
+            )
         })
     }
 
@@ -539,11 +540,9 @@ impl Db {
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<App>> {
         self.call(|c| {
-            let mut stmt = c.prepare(&format!(
+            all(c, &format!(
                 "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id ORDER BY a.created_at, a.id"
-            ))?;
-            let rows = stmt.query_map([], app_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            ), [], app_row)
         })
         .await
     }
@@ -750,11 +749,9 @@ impl Db {
     /// An app's builds, oldest first.
     pub async fn builds(&self, app_id: String) -> Result<Vec<Build>> {
         self.call(move |c| {
-            let mut stmt = c.prepare(&format!(
+            all(c, &format!(
                 "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.app_id = ?1 ORDER BY b.seq"
-            ))?;
-            let rows = stmt.query_map([app_id], build_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            ), [app_id], build_row)
         })
         .await
     }
@@ -762,11 +759,9 @@ impl Db {
     /// Pending builds, oldest first: the queue.
     pub async fn pending_builds(&self) -> Result<Vec<Build>> {
         self.call(|c| {
-            let mut stmt = c.prepare(&format!(
+            all(c, &format!(
                 "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.status = 'pending' ORDER BY b.seq"
-            ))?;
-            let rows = stmt.query_map([], build_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            ), [], build_row)
         })
         .await
     }
@@ -946,11 +941,9 @@ impl Db {
     /// An app's releases, oldest first.
     pub async fn releases(&self, app_id: String) -> Result<Vec<Release>> {
         self.call(move |c| {
-            let mut stmt = c.prepare(&format!(
+            all(c, &format!(
                 "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.app_id = ?1 ORDER BY r.version"
-            ))?;
-            let rows = stmt.query_map([app_id], release_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            ), [app_id], release_row)
         })
         .await
     }
@@ -1093,6 +1086,18 @@ impl Db {
     }
 }
 
+/// Runs a query and collects every row.
+fn all<T, C: FromIterator<T>>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&Row) -> rusqlite::Result<T>,
+) -> Result<C> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, row)?;
+    Ok(rows.collect::<Result<C, _>>()?)
+}
+
 fn migrate(conn: &Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
     let applied: i64 = conn.query_row(
@@ -1138,17 +1143,21 @@ fn find_build(c: &Connection, filter: &str, value: &str) -> Result<Option<Build>
 }
 
 fn config_of(c: &Connection, app_id: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut stmt = c.prepare("SELECT key, value FROM config_vars WHERE app_id = ?1")?;
-    let rows = stmt.query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    all(
+        c,
+        "SELECT key, value FROM config_vars WHERE app_id = ?1",
+        [app_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 fn installations_of(c: &Connection, app_id: &str) -> Result<Vec<String>> {
-    let mut stmt = c.prepare(
+    all(
+        c,
         "SELECT buildpack FROM buildpack_installations WHERE app_id = ?1 ORDER BY ordinal",
-    )?;
-    let rows = stmt.query_map([app_id], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        [app_id],
+        |r| r.get(0),
+    )
 }
 
 fn current_release(c: &Connection, app_id: &str) -> Result<Option<Release>> {

@@ -35,6 +35,27 @@ pub async fn create_source(
     )
 }
 
+/// Stores an upload body in the blob store, counted in the metrics; returns sha256 and size.
+async fn receive(state: &ServerState, body: Body) -> ApiResult<(String, u64)> {
+    let (sha, size) = state
+        .blobs
+        .put_stream(body, state.config.max_upload)
+        .await
+        .map_err(upload_error)?;
+    state.metrics.bytes_in(size);
+    Ok((sha, size))
+}
+
+/// What a PUT to an upload URL answers, as S3 does: 200 and no body.
+fn uploaded() -> ApiResult {
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "",
+    )
+        .into_response())
+}
+
 fn upload_error(err: UploadError) -> ApiError {
     match err {
         UploadError::TooLarge(limit) => {
@@ -55,19 +76,9 @@ pub async fn put_source(
         .await?
         .filter(|s| s.put_secret == secret && s.expires_at > crate::serve::db::now())
         .ok_or_else(|| ApiError::not_found("upload URL"))?;
-    let (sha, size) = state
-        .blobs
-        .put_stream(body, state.config.max_upload)
-        .await
-        .map_err(upload_error)?;
-    state.metrics.bytes_in(size);
+    let (sha, _) = receive(&state, body).await?;
     state.db.set_source_blob(slot.id, sha).await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        "",
-    )
-        .into_response())
+    uploaded()
 }
 
 pub async fn get_source(
@@ -99,12 +110,7 @@ pub async fn put_slug(
     if slug.blob_sha.is_some() {
         return Err(ApiError::conflict("This slug's blob was already uploaded."));
     }
-    let (sha, size) = state
-        .blobs
-        .put_stream(body, state.config.max_upload)
-        .await
-        .map_err(upload_error)?;
-    state.metrics.bytes_in(size);
+    let (sha, size) = receive(&state, body).await?;
     if let Some(expected) = &slug.checksum
         && !expected.eq_ignore_ascii_case(&format!("SHA256:{sha}"))
     {
@@ -113,12 +119,7 @@ pub async fn put_slug(
         )));
     }
     state.db.set_slug_blob(slug.id, sha, size as i64).await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        "",
-    )
-        .into_response())
+    uploaded()
 }
 
 pub async fn get_slug(

@@ -11,6 +11,21 @@ use super::{ApiError, ApiResult, BaseUrl, Caller, JsonBody, find_app, paginate, 
 use crate::serve::ServerState;
 use crate::serve::db::{NewBuild, Status};
 
+/// The app in the path and one of its builds (or `current`), or 404.
+async fn find_build(
+    state: &ServerState,
+    app: &str,
+    id: String,
+) -> ApiResult<(crate::serve::db::App, crate::serve::db::Build)> {
+    let app = find_app(state, app).await?;
+    let build = state
+        .db
+        .build(app.id.clone(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("build"))?;
+    Ok((app, build))
+}
+
 #[derive(Deserialize)]
 pub struct SourceBlob {
     url: Option<String>,
@@ -92,12 +107,7 @@ pub async fn info(
     BaseUrl(base): BaseUrl,
     Path((app, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let app = find_app(&state, &app).await?;
-    let build = state
-        .db
-        .build(app.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("build"))?;
+    let (_, build) = find_build(&state, &app, id).await?;
     reply(StatusCode::OK, views::build(&build, &base))
 }
 
@@ -127,12 +137,7 @@ pub async fn cancel(
     BaseUrl(base): BaseUrl,
     Path((app, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let app = find_app(&state, &app).await?;
-    let build = state
-        .db
-        .build(app.id.clone(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("build"))?;
+    let (app, build) = find_build(&state, &app, id).await?;
     if build.status != Status::Pending {
         return Err(ApiError::conflict(format!(
             "Build {} already {}.",
@@ -157,12 +162,7 @@ pub async fn result(
     BaseUrl(base): BaseUrl,
     Path((app, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let app = find_app(&state, &app).await?;
-    let build = state
-        .db
-        .build(app.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("build"))?;
+    let (_, build) = find_build(&state, &app, id).await?;
     let lines = match state.logs.get(&build.id) {
         Some(live) => live.snapshot().1,
         None => state
