@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema versions, applied in order; never edit one that has shipped, add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE
@@ -113,7 +114,16 @@ CREATE TABLE sources (
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE buildpacks (
+    name TEXT PRIMARY KEY,
+    blob_sha TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+ALTER TABLE builds ADD COLUMN used_buildpacks TEXT;
+"#,
+];
 
 /// The current time as Heroku writes it: `2026-01-02T03:04:05Z`.
 pub fn now() -> String {
@@ -218,6 +228,8 @@ pub struct Build {
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
+    /// What ran, with digests; set when the build succeeded.
+    pub used_buildpacks: Option<Vec<UsedBuildpack>>,
 }
 
 /// What a new build needs.
@@ -284,6 +296,21 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// A buildpack uploaded through the API.
+#[derive(Debug, Clone)]
+pub struct BuildpackRow {
+    pub name: String,
+    pub blob_sha: String,
+    pub created_at: String,
+}
+
+/// A buildpack a build ran: its id and the digest of its component.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UsedBuildpack {
+    pub id: String,
+    pub digest: String,
+}
+
 /// The database.
 #[derive(Clone)]
 pub struct Db {
@@ -322,7 +349,8 @@ fn app_row(r: &Row) -> rusqlite::Result<App> {
 
 const BUILD_COLUMNS: &str = "b.id, b.seq, b.app_id, b.status, b.source_url, b.source_checksum, \
      b.source_version, b.source_version_description, b.buildpacks, b.do_release, u.id, u.email, \
-     b.output_secret, b.slug_id, b.release_id, b.failure, b.created_at, b.updated_at, b.started_at";
+     b.output_secret, b.slug_id, b.release_id, b.failure, b.created_at, b.updated_at, b.started_at, \
+     b.used_buildpacks";
 
 fn build_row(r: &Row) -> rusqlite::Result<Build> {
     let buildpacks: Option<String> = r.get(8)?;
@@ -346,6 +374,9 @@ fn build_row(r: &Row) -> rusqlite::Result<Build> {
         created_at: r.get(16)?,
         updated_at: r.get(17)?,
         started_at: r.get(18)?,
+        used_buildpacks: r
+            .get::<_, Option<String>>(19)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 
@@ -797,6 +828,7 @@ impl Db {
         build: Build,
         slug: Slug,
         release_description: String,
+        used: Vec<UsedBuildpack>,
     ) -> Result<Build> {
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -812,9 +844,9 @@ impl Db {
                 release_id = Some(release.id);
             }
             tx.execute(
-                "UPDATE builds SET status = 'succeeded', slug_id = ?2, release_id = ?3, finished_at = ?4, updated_at = ?4 \
-                 WHERE id = ?1",
-                params![build.id, slug.id, release_id, now()],
+                "UPDATE builds SET status = 'succeeded', slug_id = ?2, release_id = ?3, finished_at = ?4, updated_at = ?4, \
+                 used_buildpacks = ?5 WHERE id = ?1",
+                params![build.id, slug.id, release_id, now(), serde_json::to_string(&used)?],
             )?;
             let done = find_build(&tx, "b.id = ?1", &build.id)?.expect("exists");
             tx.commit()?;
@@ -1001,6 +1033,47 @@ impl Db {
             }
             tx.commit()?;
             Ok(release)
+        })
+        .await
+    }
+
+    // ---- uploaded buildpacks ----------------------------------------------------------------
+
+    /// Buildpacks uploaded through the API, oldest first.
+    pub async fn buildpacks(&self) -> Result<Vec<BuildpackRow>> {
+        self.call(|c| {
+            all(
+                c,
+                "SELECT name, blob_sha, created_at FROM buildpacks ORDER BY created_at, name",
+                [],
+                |r| {
+                    Ok(BuildpackRow {
+                        name: r.get(0)?,
+                        blob_sha: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    /// Records an uploaded buildpack; `false` when the name is taken.
+    pub async fn add_buildpack(&self, row: BuildpackRow) -> Result<bool> {
+        self.call(move |c| {
+            Ok(c.execute(
+                "INSERT INTO buildpacks (name, blob_sha, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![row.name, row.blob_sha, row.created_at],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// Forgets an uploaded buildpack.
+    pub async fn remove_buildpack(&self, name: String) -> Result<()> {
+        self.call(move |c| {
+            c.execute("DELETE FROM buildpacks WHERE name = ?1", [name])?;
+            Ok(())
         })
         .await
     }

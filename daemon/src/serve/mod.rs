@@ -8,9 +8,9 @@ pub mod logs;
 pub mod metrics;
 pub mod queue;
 pub mod range;
+pub mod registry;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,17 +51,15 @@ pub struct ServerState {
     pub queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub runtime: Runtime,
-    /// Buildpacks for detection, in order.
-    pub installed: Vec<Buildpack>,
-    /// Buildpacks by short name and by id.
-    by_name: HashMap<String, Buildpack>,
+    /// The buildpacks builds can use.
+    pub registry: registry::Registry,
     pub config: ServeConfig,
 }
 
 impl ServerState {
-    /// A buildpack by short name (`static`) or id (`buildd/static`).
+    /// A buildpack by name, short name (`static`) or id (`buildd/static`).
     pub fn buildpack(&self, name: &str) -> Option<Buildpack> {
-        self.by_name.get(name).cloned()
+        self.registry.get(name).map(|e| e.buildpack)
     }
 
     /// An app's build cache.
@@ -101,22 +99,30 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             .clone()
             .or_else(|| Some(data_dir.join("components"))),
     })?;
-    let mut installed = Vec::new();
-    let mut by_name = HashMap::new();
+    let registry = registry::Registry::default();
     for embedded in FIRST_PARTY {
         let bp = runtime
             .load(embedded.wasm)
             .await
             .with_context(|| format!("loading {}", embedded.name))?;
-        by_name.insert(embedded.name.to_string(), bp.clone());
-        by_name.insert(bp.info().id.clone(), bp.clone());
-        installed.push(bp);
+        registry.add(registry::Entry {
+            name: bp.info().id.clone(),
+            alias: Some(embedded.name.to_string()),
+            buildpack: bp,
+            builtin: true,
+            created_at: db::now(),
+        });
     }
     for path in &args.buildpacks {
         let bp = runtime.load_file(path).await?;
         tracing::info!(id = %bp.info().id, digest = %bp.info().digest, "installed buildpack");
-        by_name.insert(bp.info().id.clone(), bp.clone());
-        installed.push(bp);
+        registry.add(registry::Entry {
+            name: bp.info().id.clone(),
+            alias: None,
+            buildpack: bp,
+            builtin: true,
+            created_at: db::now(),
+        });
     }
     let concurrency = args.concurrency.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -130,8 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         queue: queue::Queue::new(concurrency),
         metrics: metrics::Metrics::default(),
         runtime,
-        installed,
-        by_name,
+        registry,
         config: ServeConfig {
             data_dir,
             public_url: args.public_url.clone(),
@@ -144,6 +149,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         },
     });
 
+    load_uploaded_buildpacks(&state).await?;
     recover(&state).await?;
     spawn_janitor(state.clone());
 
@@ -196,6 +202,33 @@ async fn recover(state: &Arc<ServerState>) -> Result<()> {
     for build in state.db.pending_builds().await? {
         state.logs.open(&build.id);
         state.queue.enqueue(state.clone(), build);
+    }
+    Ok(())
+}
+
+/// Loads the buildpacks uploaded through the API in earlier runs (their components were compiled
+/// then, so this reads the precompiled artifacts).
+async fn load_uploaded_buildpacks(state: &Arc<ServerState>) -> Result<()> {
+    for row in state.db.buildpacks().await? {
+        let wasm = match std::fs::read(state.blobs.path(&row.blob_sha)) {
+            Ok(wasm) => wasm,
+            Err(err) => {
+                tracing::error!(name = %row.name, "uploaded buildpack's blob is missing: {err}");
+                continue;
+            }
+        };
+        match state.runtime.load(&wasm).await {
+            Ok(bp) => state.registry.add(registry::Entry {
+                name: row.name,
+                alias: None,
+                buildpack: bp,
+                builtin: false,
+                created_at: row.created_at,
+            }),
+            Err(err) => {
+                tracing::error!(name = %row.name, "cannot load uploaded buildpack: {err:#}")
+            }
+        }
     }
     Ok(())
 }

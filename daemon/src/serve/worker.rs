@@ -6,7 +6,7 @@ use std::sync::Arc;
 use buildd_runtime::{BuildRequest, Checksum, GitSource, Limits, Source, Stream};
 
 use super::ServerState;
-use super::db::{Build, Slug, new_id, new_secret, now};
+use super::db::{Build, Slug, UsedBuildpack, new_id, new_secret, now};
 
 /// Runs a build to its end. Never panics on a bad build: every failure is recorded.
 pub async fn run(state: &Arc<ServerState>, build: Build) {
@@ -113,7 +113,7 @@ async fn execute(
         source,
         checksum,
         buildpacks,
-        installed: state.installed.clone(),
+        installed: state.registry.installed(),
         config_vars,
         cache_dir: Some(state.cache_dir(&build.app_id)),
         work_dir: Some(state.config.data_dir.join("work")),
@@ -154,9 +154,17 @@ async fn execute(
         Some(v) => format!("Deploy {}", &v[..v.len().min(8)]),
         None => "Deploy".to_string(),
     };
+    let used = outcome
+        .buildpacks
+        .iter()
+        .map(|b| UsedBuildpack {
+            id: b.id.clone(),
+            digest: b.digest.clone(),
+        })
+        .collect();
     let done = state
         .db
-        .succeed_build(build.clone(), slug, description)
+        .succeed_build(build.clone(), slug, description, used)
         .await
         .map_err(internal)?;
     if let Some(release_id) = &done.release_id {

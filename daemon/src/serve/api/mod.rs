@@ -2,6 +2,7 @@
 
 mod apps;
 mod blobs;
+mod buildpacks;
 mod builds;
 mod config;
 pub mod error;
@@ -63,6 +64,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
             get(config::installations).put(config::set_installations),
         )
         .route("/sources", post(blobs::create_source))
+        .route(
+            "/buildpacks",
+            get(buildpacks::list).post(buildpacks::create),
+        )
+        .route(
+            "/buildpacks/{*name}",
+            get(buildpacks::info).delete(buildpacks::delete),
+        )
         .route("/account", get(meta::account))
         .route("/users/{user}/apps", get(apps::list))
         // buildd has no add-ons, collaborators or dynos: these lists are truly empty, and the

@@ -54,11 +54,23 @@ fn buildpacks(list: &Option<Vec<String>>) -> Value {
     }
 }
 
+/// What ran, with each component's digest, once the build succeeded; before that, what the
+/// request asked for.
+fn build_buildpacks(b: &Build) -> Value {
+    match &b.used_buildpacks {
+        Some(used) => used
+            .iter()
+            .map(|u| json!({ "url": u.id, "name": u.id, "digest": u.digest }))
+            .collect(),
+        None => buildpacks(&b.buildpacks),
+    }
+}
+
 pub fn build(b: &Build, base: &str) -> Value {
     json!({
         "id": b.id,
         "app": { "id": b.app_id },
-        "buildpacks": buildpacks(&b.buildpacks),
+        "buildpacks": build_buildpacks(b),
         "created_at": b.created_at,
         "updated_at": b.updated_at,
         "output_stream_url": format!("{base}/streams/{}", b.output_secret),
@@ -115,6 +127,22 @@ pub fn release(r: &Release, app: &App, current_version: Option<i64>) -> Value {
         "eligible_for_rollback": r.slug_id.is_some() && r.status == "succeeded",
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+    })
+}
+
+/// A buildpack as `/buildpacks` shows it.
+pub fn buildpack(e: &crate::serve::registry::Entry) -> Value {
+    let info = e.buildpack.info();
+    json!({
+        "id": e.uuid(),
+        "name": e.name,
+        "component_id": info.id,
+        "version": info.version,
+        "digest": info.digest,
+        "api": info.api,
+        "capabilities": [],
+        "builtin": e.builtin,
+        "created_at": e.created_at,
     })
 }
 
