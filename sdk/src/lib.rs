@@ -39,6 +39,8 @@
 #![deny(missing_docs)]
 
 mod context;
+#[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
+pub mod harness;
 pub mod output;
 pub mod procfile;
 

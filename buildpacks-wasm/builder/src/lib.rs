@@ -50,14 +50,30 @@ pub fn build(workspace_root: &Path, packages: &[&str], out_dir: &Path) -> Vec<Pa
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root.join("target"))
         .join("wasm-buildpacks");
+    build_with(workspace_root, packages, out_dir, &target_dir, true)
+        .unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Like [`build`], for any crate: runs cargo in `dir`, builds into `target_dir`, and reports
+/// failure as an error. `locked` passes `--locked`.
+pub fn build_with(
+    dir: &Path,
+    packages: &[&str],
+    out_dir: &Path,
+    target_dir: &Path,
+    locked: bool,
+) -> Result<Vec<PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
     let mut command = Command::new(cargo);
     command
-        .current_dir(workspace_root)
-        .args(["build", "--release", "--locked", "--target", TARGET])
+        .current_dir(dir)
+        .args(["build", "--release", "--target", TARGET])
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
+    if locked {
+        command.arg("--locked");
+    }
     for package in packages {
         command.args(["-p", package]);
     }
@@ -74,15 +90,15 @@ pub fn build(workspace_root: &Path, packages: &[&str], out_dir: &Path) -> Vec<Pa
     }
     let status = command
         .status()
-        .unwrap_or_else(|e| panic!("could not run cargo to build buildpacks: {e}"));
+        .map_err(|e| format!("could not run cargo to build buildpacks: {e}"))?;
     if !status.success() {
-        panic!(
+        return Err(format!(
             "building the wasm buildpacks failed ({status}); is the target installed? \
              run `rustup target add {TARGET}`"
-        );
+        ));
     }
 
-    std::fs::create_dir_all(out_dir).expect("creating the buildpack output dir");
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
     packages
         .iter()
         .map(|package| {
@@ -90,8 +106,8 @@ pub fn build(workspace_root: &Path, packages: &[&str], out_dir: &Path) -> Vec<Pa
             let built = target_dir.join(TARGET).join("release").join(&file);
             let copy = out_dir.join(&file);
             std::fs::copy(&built, &copy)
-                .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
-            copy
+                .map_err(|e| format!("copying {}: {e}", built.display()))?;
+            Ok(copy)
         })
         .collect()
 }
