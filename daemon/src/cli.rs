@@ -286,6 +286,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "KIB", default_value_t = 16 * 1024)]
     pub log_limit: u64,
 
+    /// After the build, unpack the slug and run its `web` process (with `.profile.d` sourced and
+    /// PORT set) until interrupted, as a quick check that the app starts.
+    #[arg(long)]
+    pub start: bool,
+
+    /// The PORT for `--start`.
+    #[arg(long, default_value_t = 5000, requires = "start")]
+    pub port: u16,
+
     /// Limit on the unpacked source, in MiB (caps gzip bombs).
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
     pub max_unpacked: u64,

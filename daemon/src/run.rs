@@ -64,6 +64,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .map(str::parse)
         .transpose()
         .context("--checksum")?;
+    let (start, port, config_vars) = (args.start, args.port, args.env.clone());
     let request = BuildRequest {
         source: Source::parse(&args.source),
         checksum,
@@ -110,6 +111,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 "Built in {:.0} ms",
                 started.elapsed().as_secs_f64() * 1000.0
             );
+            if start {
+                return start_web(&outcome.slug, &config_vars, port);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
@@ -117,6 +121,41 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `--start`: unpacks the slug (with the same safe unpacker as sources) and runs its `web`
+/// process the way a dyno would: in the app dir, `.profile.d/*.sh` sourced, `PORT` and the
+/// config vars in the environment.
+fn start_web(slug: &buildd_runtime::Slug, env: &[(String, String)], port: u16) -> Result<ExitCode> {
+    let Some(command) = slug.process_types.get("web") else {
+        anyhow::bail!("--start: the slug has no web process type (add one to the Procfile)");
+    };
+    let scratch = tempfile::Builder::new().prefix("buildd-start-").tempdir()?;
+    let (root, _) = buildd_runtime::fetch_source(
+        &Source::Archive(slug.path.clone()),
+        None,
+        scratch.path(),
+        &SourceLimits::default(),
+    )?;
+    // The slug's single top-level directory is `app`, which the unpacker strips.
+    let app = root;
+    println!("-----> Starting web process on port {port}: {command}");
+    let script =
+        format!("for f in .profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; exec {command}");
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&app)
+        .env("PORT", port.to_string())
+        .env("HOME", &app)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .status()
+        .context("starting the web process")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs `buildd buildpacks`.

@@ -360,3 +360,65 @@ fn plain_uncompressed_tar_is_accepted() {
         run.all()
     );
 }
+
+/// `--start` runs the slug's web process with `.profile.d` sourced and PORT set.
+#[test]
+fn start_serves_the_built_app() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_tree(
+        &app,
+        &[
+            (
+                "Procfile",
+                "web: sh -c 'echo \"$GREETING from $APP_MODE\" > greeting.txt; exec python3 -m http.server $PORT --bind 127.0.0.1'\n",
+            ),
+            (".profile.d/greet.sh", "export GREETING='Hello World!'\n"),
+        ],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(buildd_bin())
+        .args([
+            "run",
+            app.to_str().unwrap(),
+            "--start",
+            "--port",
+            &port.to_string(),
+            "--env",
+            "APP_MODE=test",
+        ])
+        .current_dir(tmp.path())
+        .env("BUILDD_COMPONENT_CACHE", component_cache())
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"GET /greeting.txt HTTP/1.0\r\n\r\n").ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                Some(text)
+            });
+        if let Some(text) = answer.filter(|t| t.contains("200")) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the web process did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(body.contains("Hello World! from test"), "{body}");
+}
