@@ -24,6 +24,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Manage API tokens of a data dir (`create` prints only the token).
     Tokens(TokensArgs),
+    /// Start something new from a template: `buildd new buildpack NAME`.
+    New(NewArgs),
     /// Build an app on a buildd server and stream its output; exits 0 only if it succeeded.
     Build(Box<BuildArgs>),
     /// Create or list apps on a buildd server.
@@ -40,6 +42,32 @@ pub enum Command {
     /// Remove config vars: `buildd config:unset --app APP KEY...`.
     #[command(name = "config:unset")]
     ConfigUnset(ConfigUnsetArgs),
+}
+
+/// `buildd new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    #[command(subcommand)]
+    pub what: NewCommand,
+}
+
+/// What `buildd new` makes.
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// A buildpack crate: the trait implemented, a harness test, a fixture app.
+    Buildpack {
+        /// The crate's name, e.g. `acme-ruby`.
+        name: String,
+        /// The buildpack's id (default `local/NAME`).
+        #[arg(long)]
+        id: Option<String>,
+        /// Where to create it (default `./NAME`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The buildd-sdk crate to depend on (default: the one this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// Which server a client command talks to.

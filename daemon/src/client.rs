@@ -94,6 +94,11 @@ pub fn run(command: Command) -> Result<Result<ExitCode>, Command> {
             let patch = args.keys.into_iter().map(|k| (k, Value::Null)).collect();
             patch_config(&args.remote, &args.app, patch)
         }
+        Command::New(args) => match args.what {
+            crate::cli::NewCommand::Buildpack { name, id, dir, sdk } => {
+                crate::new::buildpack(&name, id.as_deref(), dir.as_deref(), sdk.as_deref())
+            }
+        },
         other => return Err(other),
     })
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod embedded;
+mod new;
 mod run;
 mod serve;
 
