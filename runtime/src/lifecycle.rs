@@ -97,6 +97,34 @@ pub enum BuildError {
 }
 
 impl Runtime {
+    /// Runs only `detect` of one buildpack on an app directory (read-only), as a build would:
+    /// a fresh instance, no env vars. `Ok(Some(name))` when it applies.
+    pub async fn detect(
+        &self,
+        bp: &Buildpack,
+        app_dir: &Path,
+    ) -> Result<Option<String>, BuildError> {
+        let limits = Limits::default();
+        let tripwire = Tripwire::default();
+        let guard = Guard {
+            deadline: Instant::now() + limits.timeout,
+            timeout: limits.timeout,
+            memory: limits.memory,
+            log: BuildLog::new(
+                Arc::new(|_: crate::log::Stream, _: &str| {}),
+                limits.log_bytes,
+                tripwire.clone(),
+            ),
+            tripwire,
+        };
+        let grants = Grants {
+            app: Some((app_dir.to_path_buf(), FsPerms::ReadOnly)),
+            cache: None,
+            env: None,
+        };
+        phase(bp, sandbox::detect(&self.engine, bp, &grants, &guard).await)
+    }
+
     /// Runs a whole build, sending its output to `sink` line by line as it happens.
     ///
     /// On failure the error is also written to the output, Heroku style (` !     ...`).

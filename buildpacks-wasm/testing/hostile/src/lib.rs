@@ -1,5 +1,6 @@
 //! A buildpack that attacks its host, for tests only. The config var `HOSTILE` picks the attack;
 //! each must fail its build with the limit or the denied path named, and touch nothing on the host.
+//! Two modes are benign: `cache` (writes its cache) and `tick` (timed output, for benchmarks).
 
 use std::time::Duration;
 
@@ -103,6 +104,14 @@ impl Buildpack for HostileBuildpack {
                     })
                     .collect();
                 std::fs::write("/app/big.bin", bytes)?;
+                Ok(())
+            }
+            // Not an attack: ten lines 100 ms apart, to measure how fast output reaches readers.
+            "tick" => {
+                for i in 0..10 {
+                    println!("tick {i}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 Ok(())
             }
             "cache" => {
