@@ -115,3 +115,31 @@ fn symlink_out_of_the_app_is_not_followed_by_the_packer() {
         run.all()
     );
 }
+
+#[test]
+fn absolute_symlinks_cannot_be_created() {
+    let (run, tmp) = attack("abssymlink", &[]);
+    assert_failed_cleanly(&run, &tmp, "symlink abs -> /etc/passwd");
+}
+
+#[test]
+fn a_component_importing_what_the_host_lacks_is_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_tree(&app, &[("README", "x\n")]);
+    let run = buildd_run(
+        tmp.path(),
+        &[
+            app.to_str().unwrap(),
+            "--buildpack",
+            env!("BUILDD_BUILDPACK_IMPORTER_WASM"),
+        ],
+    );
+    assert!(!run.ok());
+    assert!(
+        run.stderr.contains("cannot run here") && run.stderr.contains("wasi:http"),
+        "{}",
+        run.all()
+    );
+    assert!(!tmp.path().join("slug.tgz").exists());
+}

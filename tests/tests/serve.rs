@@ -974,3 +974,82 @@ fn silent_builds_get_nul_keepalives_on_their_stream() {
     );
     assert!(String::from_utf8_lossy(&body).contains("Released v1"));
 }
+
+#[test]
+fn apps_are_isolated_and_a_hostile_build_does_not_stop_honest_ones() {
+    let daemon = Daemon::start(&["--build-timeout", "3", "--concurrency", "2"]);
+    let server = Server::start(BTreeMap::from([(
+        "/app.tgz".to_string(),
+        procfile_tarball(),
+    )]));
+    let url = format!("{}/app.tgz", server.base);
+    for app in ["victim-app", "snoop-app", "spin-app", "honest-app"] {
+        daemon.create_app(app);
+    }
+    daemon.call(
+        "PATCH",
+        "/apps/victim-app/config-vars",
+        Some(json!({ "SECRET_TOKEN": "victim-secret-value" })),
+    );
+    daemon.call(
+        "PATCH",
+        "/apps/snoop-app/config-vars",
+        Some(json!({ "HOSTILE": "envdump" })),
+    );
+    daemon.call(
+        "PATCH",
+        "/apps/spin-app/config-vars",
+        Some(json!({ "HOSTILE": "loop" })),
+    );
+    let hostile =
+        json!({ "source_blob": { "url": url }, "buildpacks": [{ "url": "test/hostile" }] });
+
+    let victim = daemon.create_build("victim-app", json!({ "source_blob": { "url": url } }));
+    assert_eq!(
+        daemon.wait_build("victim-app", victim["id"].as_str().unwrap())["status"],
+        "succeeded"
+    );
+    let snoop = daemon.create_build("snoop-app", hostile.clone());
+    let snoop = daemon.wait_build("snoop-app", snoop["id"].as_str().unwrap());
+    let seen = request(
+        "GET",
+        snoop["output_stream_url"].as_str().unwrap(),
+        &[],
+        None,
+    )
+    .text();
+    assert!(seen.contains("env HOSTILE=envdump"), "{seen}");
+    assert!(
+        !seen.contains("victim-secret-value") && !seen.contains("SECRET_TOKEN"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("buildd.sqlite3") && !seen.contains("blobs"),
+        "no host paths visible: {seen}"
+    );
+
+    // A build spinning forever holds one slot until its time limit; honest builds go on.
+    let spin = daemon.create_build("spin-app", hostile);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let b = daemon.create_build("honest-app", json!({ "source_blob": { "url": url } }));
+        assert_eq!(
+            daemon.wait_build("honest-app", b["id"].as_str().unwrap())["status"],
+            "succeeded"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "honest builds waited for the hostile one"
+    );
+    let spin = daemon.wait_build("spin-app", spin["id"].as_str().unwrap());
+    assert_eq!(spin["status"], "failed");
+    let output = request(
+        "GET",
+        spin["output_stream_url"].as_str().unwrap(),
+        &[],
+        None,
+    )
+    .text();
+    assert!(output.contains("time limit exceeded"), "{output}");
+}

@@ -1,6 +1,7 @@
 //! A buildpack that attacks its host, for tests only. The config var `HOSTILE` picks the attack;
 //! each must fail its build with the limit or the denied path named, and touch nothing on the host.
-//! Two modes are benign: `cache` (writes its cache) and `tick` (timed output, for benchmarks).
+//! Three modes are benign: `cache` (writes its cache), `tick` (timed output, for benchmarks)
+//! and `envdump` (prints what config it can see, for isolation tests).
 
 use std::time::Duration;
 
@@ -89,6 +90,24 @@ impl Buildpack for HostileBuildpack {
                 // The guest cannot follow it; the host must not either, when it packs the slug.
                 if let Ok(bytes) = std::fs::read("/app/leak") {
                     std::fs::write("/app/LEAKED", bytes)?;
+                }
+                Ok(())
+            }
+            "abssymlink" => {
+                symlink_in_app("/etc/passwd", "abs")?;
+                bail!("an absolute symlink was created in /app")
+            }
+            // Prints every config var it can see: another app's must never be among them.
+            "envdump" => {
+                for (key, value) in ctx.env.iter() {
+                    println!("env {key}={value}");
+                }
+                for path in ["/env/..", "/env/../..", "/"] {
+                    if let Ok(entries) = std::fs::read_dir(path) {
+                        for e in entries.flatten() {
+                            println!("saw {}", e.path().display());
+                        }
+                    }
                 }
                 Ok(())
             }
