@@ -203,9 +203,25 @@ async fn guarded<T>(
         }
         Ok(Err(trap)) => Err(match guard.tripwire.tripped() {
             Some(limit) => limit.into(),
-            None => PhaseError::Crash(format!("{trap:#}")),
+            None => PhaseError::Crash(crash_message(&trap)),
         }),
         Ok(Ok(value)) => Ok(value),
+    }
+}
+
+/// What a trap was, in one line: "wasm trap: call stack exhausted", "wasm trap: wasm
+/// `unreachable` instruction executed" (a Rust panic, whose message the guest printed on stderr
+/// already), or the host error that stopped it. The wasm backtrace goes to the daemon's log.
+fn crash_message(err: &wasmtime::Error) -> String {
+    tracing::debug!("guest trap: {err:?}");
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("unknown trap")
+            .to_string(),
     }
 }
 

@@ -1053,3 +1053,108 @@ fn apps_are_isolated_and_a_hostile_build_does_not_stop_honest_ones() {
     .text();
     assert!(output.contains("time limit exceeded"), "{output}");
 }
+
+/// kill -9 with 50 builds in flight: after the restart every build ends either succeeded (with
+/// its slug and release) or failed because of the restart (with neither), and uploads survive.
+#[test]
+fn fifty_builds_in_flight_survive_a_kill_9() {
+    let gate = Gate::default();
+    let server = Server::gated(
+        BTreeMap::from([("/app.tgz".to_string(), procfile_tarball())]),
+        gate.clone(),
+        &["/app.tgz"],
+    );
+    let mut daemon = Daemon::start(&["--concurrency", "2"]);
+    let source = daemon.call("POST", "/sources", None).json();
+    let get_url = source["source_blob"]["get_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        request(
+            "PUT",
+            source["source_blob"]["put_url"].as_str().unwrap(),
+            &[],
+            Some(&procfile_tarball())
+        )
+        .status,
+        200
+    );
+
+    let mut builds = Vec::new();
+    for i in 0..50 {
+        let app = format!("flight-{i}");
+        daemon.create_app(&app);
+        let b = daemon.create_build(
+            &app,
+            json!({ "source_blob": { "url": format!("{}/app.tgz", server.base) } }),
+        );
+        builds.push((app, b["id"].as_str().unwrap().to_string()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.restart();
+    gate.open();
+
+    let (mut succeeded, mut failed) = (0, 0);
+    for (app, id) in &builds {
+        let b = daemon.wait_build(app, id);
+        let releases = daemon
+            .call("GET", &format!("/apps/{app}/releases"), None)
+            .json();
+        match b["status"].as_str().unwrap() {
+            "succeeded" => {
+                succeeded += 1;
+                assert!(b["slug"]["id"].is_string() && b["release"]["id"].is_string());
+                assert_eq!(releases.as_array().unwrap().len(), 1);
+                let slug = daemon
+                    .call(
+                        "GET",
+                        &format!("/apps/{app}/slugs/{}", b["slug"]["id"].as_str().unwrap()),
+                        None,
+                    )
+                    .json();
+                assert_eq!(
+                    request("GET", slug["blob"]["url"].as_str().unwrap(), &[], None).status,
+                    200
+                );
+            }
+            "failed" => {
+                failed += 1;
+                assert!(b["slug"].is_null() && b["release"].is_null());
+                assert_eq!(releases.as_array().unwrap().len(), 0);
+                let output =
+                    request("GET", b["output_stream_url"].as_str().unwrap(), &[], None).text();
+                assert!(output.contains("daemon restarted during build"), "{output}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(succeeded + failed, 50);
+    assert!(
+        failed <= 2,
+        "only the builds running at the kill fail (concurrency 2): {failed}"
+    );
+    assert_eq!(
+        request("GET", &get_url, &[], None).body,
+        procfile_tarball(),
+        "the upload survived"
+    );
+}
+
+#[test]
+fn an_unusable_data_dir_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_a_dir = tmp.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let out = std::process::Command::new(buildd_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&not_a_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&not_a_dir.display().to_string()),
+        "{stderr}"
+    );
+}
