@@ -935,7 +935,8 @@ fn unused_uploads_expire() {
     assert_eq!(request("GET", &get_url, &[], None).status, 200);
     let blobs = daemon.data_dir.join("blobs/sha256");
     assert_eq!(list_tree(&blobs).iter().filter(|p| p.len() > 64).count(), 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Expiry times have one-second resolution: wait past the next whole second.
+    std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(request("GET", &get_url, &[], None).status, 404);
     assert_eq!(request("PUT", &put_url, &[], Some(b"again")).status, 404);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
