@@ -10,57 +10,18 @@ Usage: load_bench.py path/to/buildd path/to/buildd_buildpack_hostile.wasm [N]
      arrivals keep the 100 ms rhythm; buffering would deliver lines in bursts.
 """
 import http.client
-import http.server
-import io
 import json
-import os
-import subprocess
 import sys
-import tarfile
-import tempfile
-import threading
 import time
 import urllib.parse
 
+from daemon import headers, serve_source, start_daemon
+
 BIN, HOSTILE = sys.argv[1], sys.argv[2]
 N = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-data = os.path.join(tempfile.mkdtemp(), "data")
-token = subprocess.check_output([BIN, "tokens", "create", "--data-dir", data]).decode().strip()
-server = subprocess.Popen(
-    [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--buildpack", HOSTILE],
-    stdout=subprocess.PIPE,
-)
-host = urllib.parse.urlparse(server.stdout.readline().decode().split()[-1]).netloc
-
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-    for name, body in [("app/Procfile", b"web: bin/web\n"), ("app/bin/web", b"#!/bin/sh\necho hi\n")]:
-        info = tarfile.TarInfo(name)
-        info.size = len(body)
-        info.mode = 0o755
-        tar.addfile(info, io.BytesIO(body))
-TARBALL = buf.getvalue()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(TARBALL)))
-        self.end_headers()
-        self.wfile.write(TARBALL)
-
-    def log_message(self, *args):
-        pass
-
-
-src = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-threading.Thread(target=src.serve_forever, daemon=True).start()
-SOURCE = f"http://127.0.0.1:{src.server_address[1]}/app.tgz"
-HEADERS = {
-    "Authorization": f"Bearer {token}",
-    "Accept": "application/vnd.heroku+json; version=3",
-    "Content-Type": "application/json",
-}
+server, host, token = start_daemon(BIN, "--buildpack", HOSTILE)
+SOURCE = serve_source()
+HEADERS = headers(token)
 conn = http.client.HTTPConnection(host)
 
 
