@@ -8,6 +8,9 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+/// How much of an oversized upload is read and dropped before answering 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
 /// The blob store.
 #[derive(Clone)]
 pub struct Blobs {
@@ -80,6 +83,14 @@ impl Blobs {
             let chunk = chunk.map_err(|e| anyhow::anyhow!("reading upload: {e}"))?;
             size += chunk.len() as u64;
             if size > limit {
+                // Read (and drop) a bounded rest, so a client that sends the whole body before
+                // reading the answer gets the 413 instead of a broken pipe.
+                while size <= limit.saturating_add(DRAIN_LIMIT) {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => size += chunk.len() as u64,
+                        _ => break,
+                    }
+                }
                 return Err(UploadError::TooLarge(limit));
             }
             hasher.update(&chunk);
