@@ -1159,3 +1159,70 @@ fn an_unusable_data_dir_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A bounded load test (loopback only, stops by itself): 1000 build creations and 10,000 status
+/// polls; no 5xx, no lost build, memory bounded.
+#[test]
+fn a_thousand_builds_and_ten_thousand_polls() {
+    let daemon = Daemon::start(&[]);
+    let server = Server::start(BTreeMap::from([(
+        "/app.tgz".to_string(),
+        procfile_tarball(),
+    )]));
+    let url = format!("{}/app.tgz", server.base);
+    let apps: Vec<String> = (0..20).map(|i| format!("load-app-{i}")).collect();
+    for app in &apps {
+        daemon.create_app(app);
+    }
+    let mut builds = Vec::new();
+    for i in 0..1000 {
+        let app = &apps[i % apps.len()];
+        let answer = daemon.call(
+            "POST",
+            &format!("/apps/{app}/builds"),
+            Some(json!({ "source_blob": { "url": url } })),
+        );
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        builds.push((
+            app.clone(),
+            answer.json()["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut polls = 0;
+    let mut done = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while polls < 10_000 || done.len() < builds.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "builds did not finish"
+        );
+        let (app, id) = &builds[polls % builds.len()];
+        let answer = daemon.call("GET", &format!("/apps/{app}/builds/{id}"), None);
+        assert!(answer.status < 500, "{}", answer.text());
+        assert_eq!(answer.status, 200);
+        match answer.json()["status"].as_str().unwrap() {
+            "succeeded" => {
+                done.insert(id.clone());
+            }
+            "pending" => {}
+            other => panic!("build {id} {other}"),
+        }
+        polls += 1;
+    }
+    for app in &apps {
+        let list = daemon.call_with(
+            "GET",
+            &format!("/apps/{app}/builds"),
+            None,
+            &[("Range", "id ..; max=1000")],
+        );
+        assert_eq!(list.json().as_array().unwrap().len(), 50, "no build lost");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(peak_kb < 300 * 1024, "peak RSS {peak_kb} kB");
+}

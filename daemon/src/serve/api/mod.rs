@@ -231,7 +231,13 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     async fn from_request(req: Request<Body>, state: &S) -> Result<Self, ApiError> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("Could not read the request body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large("Request body is too large.")
+                } else {
+                    ApiError::bad_request(format!("Could not read the request body: {e}"))
+                }
+            })?;
         let text = if bytes.iter().all(u8::is_ascii_whitespace) {
             &b"{}"[..]
         } else {
