@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::daemon::{ACCEPT, Daemon, request};
+use common::daemon::{ACCEPT, Daemon, output_of, request};
 use common::*;
 use serde_json::json;
 
@@ -72,27 +72,12 @@ fn a_buildpack_from_the_template_builds_installs_and_runs() {
         json!({ "source_blob": { "url": format!("{}/app.tgz", server.base) } }),
     );
     let done = daemon.wait_build("hello-app", b["id"].as_str().unwrap());
-    let output = request(
-        "GET",
-        done["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&done);
     assert_eq!(done["status"], "succeeded", "{output}");
     assert!(
         output.contains("-----> Writing greeting") && output.contains("greeted authors"),
         "{output}"
     );
-    let slug = daemon
-        .call(
-            "GET",
-            &format!(
-                "/apps/hello-app/slugs/{}",
-                done["slug"]["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let slug = daemon.slug_of("hello-app", &done);
     assert_eq!(slug["process_types"]["web"], "cat greeting.txt");
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, request};
+use common::daemon::{Daemon, output_of, request};
 use common::*;
 use serde_json::json;
 
@@ -118,25 +118,10 @@ fn builds_from_git_daemon_at_a_tag_and_a_branch_record_the_commit() {
         let url = format!("git://127.0.0.1:{}/repo#{reference}", gitd.1);
         let build = daemon.create_build("git-app", json!({ "source_blob": { "url": url } }));
         let done = daemon.wait_build("git-app", build["id"].as_str().unwrap());
-        let output = request(
-            "GET",
-            done["output_stream_url"].as_str().unwrap(),
-            &[],
-            None,
-        )
-        .text();
+        let output = output_of(&done);
         assert_eq!(done["status"], "succeeded", "{url}: {output}");
         assert!(output.contains(&format!("Commit: {sha}")), "{output}");
-        let slug = daemon
-            .call(
-                "GET",
-                &format!(
-                    "/apps/git-app/slugs/{}",
-                    done["slug"]["id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .json();
+        let slug = daemon.slug_of("git-app", &done);
         assert_eq!(slug["commit"], sha.as_str(), "{url}");
         assert_eq!(
             procfile_of(&daemon, slug["blob"]["url"].as_str().unwrap()),
@@ -171,16 +156,7 @@ fn local_repositories_need_the_operator_to_allow_them() {
     let build = open.create_build("file-app", json!({ "source_blob": { "url": url } }));
     let done = open.wait_build("file-app", build["id"].as_str().unwrap());
     assert_eq!(done["status"], "succeeded");
-    let slug = open
-        .call(
-            "GET",
-            &format!(
-                "/apps/file-app/slugs/{}",
-                done["slug"]["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let slug = open.slug_of("file-app", &done);
     assert_eq!(
         slug["commit"],
         v1.as_str(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
-use common::daemon::{ACCEPT, Daemon, request};
+use common::daemon::{ACCEPT, Daemon, output_of, request};
 use common::*;
 use serde_json::{Value, json};
 
@@ -197,7 +197,7 @@ fn failed_build_leaves_the_current_release_and_rollback_works() {
     let bad = daemon.wait_build("roll-app", bad["id"].as_str().unwrap());
     assert_eq!(bad["status"], "failed");
     assert!(bad["slug"].is_null() && bad["release"].is_null());
-    let output = request("GET", bad["output_stream_url"].as_str().unwrap(), &[], None).text();
+    let output = output_of(&bad);
     assert!(output.contains("HTTP 404"), "{output}");
     let current = daemon
         .call("GET", "/apps/roll-app/releases/v2", None)
@@ -367,13 +367,7 @@ fn config_vars_reach_the_buildpack_and_make_releases() {
     );
     assert_eq!(b["buildpacks"][0]["url"], "test/hostile");
     let done = daemon.wait_build("config-app", b["id"].as_str().unwrap());
-    let output = request(
-        "GET",
-        done["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&done);
     assert_eq!(done["status"], "succeeded", "{output}");
     assert!(
         output.contains("Attacking with cache"),
@@ -394,13 +388,7 @@ fn config_vars_reach_the_buildpack_and_make_releases() {
         json!({ "source_blob": { "url": format!("{}/app.tgz", server.base) } }),
     );
     let done = daemon.wait_build("config-app", b["id"].as_str().unwrap());
-    let output = request(
-        "GET",
-        done["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&done);
     assert!(
         output.contains("-----> Using buildpack: buildd/procfile"),
         "{output}"
@@ -718,13 +706,7 @@ fn builds_of_one_app_queue_in_order_and_cancel_stops_one() {
     let cancelled = daemon.call("DELETE", &format!("/apps/queue-app/builds/{slow_id}"), None);
     assert_eq!(cancelled.status, 200, "{}", cancelled.text());
     assert_eq!(cancelled.json()["status"], "failed");
-    let output = request(
-        "GET",
-        slow["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&slow);
     assert!(output.contains("Build cancelled"), "{output}");
     assert_eq!(
         daemon.wait_build("queue-app", next_id)["status"],
@@ -767,13 +749,7 @@ fn a_daemon_killed_mid_build_recovers_on_restart() {
 
     let running = daemon.wait_build("crash-app", running["id"].as_str().unwrap());
     assert_eq!(running["status"], "failed");
-    let output = request(
-        "GET",
-        running["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&running);
     assert!(output.contains("daemon restarted during build"), "{output}");
     // The build that had not started runs after the restart.
     let waiting = daemon.wait_build("crash-app", waiting["id"].as_str().unwrap());
@@ -880,16 +856,7 @@ fn responses_match_herokus_schema() {
         "List",
         &daemon.call("GET", "/apps/schema-app/builds", None).json(),
     );
-    let slug = daemon
-        .call(
-            "GET",
-            &format!(
-                "/apps/schema-app/slugs/{}",
-                done["slug"]["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let slug = daemon.slug_of("schema-app", &done);
     validate("slug", "Info", &slug);
     let releases = daemon.call("GET", "/apps/schema-app/releases", None).json();
     validate("release", "List", &releases);
@@ -1012,13 +979,7 @@ fn apps_are_isolated_and_a_hostile_build_does_not_stop_honest_ones() {
     );
     let snoop = daemon.create_build("snoop-app", hostile.clone());
     let snoop = daemon.wait_build("snoop-app", snoop["id"].as_str().unwrap());
-    let seen = request(
-        "GET",
-        snoop["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let seen = output_of(&snoop);
     assert!(seen.contains("env HOSTILE=envdump"), "{seen}");
     assert!(
         !seen.contains("victim-secret-value") && !seen.contains("SECRET_TOKEN"),
@@ -1045,13 +1006,7 @@ fn apps_are_isolated_and_a_hostile_build_does_not_stop_honest_ones() {
     );
     let spin = daemon.wait_build("spin-app", spin["id"].as_str().unwrap());
     assert_eq!(spin["status"], "failed");
-    let output = request(
-        "GET",
-        spin["output_stream_url"].as_str().unwrap(),
-        &[],
-        None,
-    )
-    .text();
+    let output = output_of(&spin);
     assert!(output.contains("time limit exceeded"), "{output}");
 }
 
@@ -1123,8 +1078,7 @@ fn fifty_builds_in_flight_survive_a_kill_9() {
                 failed += 1;
                 assert!(b["slug"].is_null() && b["release"].is_null());
                 assert_eq!(releases.as_array().unwrap().len(), 0);
-                let output =
-                    request("GET", b["output_stream_url"].as_str().unwrap(), &[], None).text();
+                let output = output_of(&b);
                 assert!(output.contains("daemon restarted during build"), "{output}");
             }
             other => panic!("{other}"),

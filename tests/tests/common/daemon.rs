@@ -85,6 +85,17 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     }
 }
 
+/// The whole output of a finished build.
+pub fn output_of(build: &Value) -> String {
+    request(
+        "GET",
+        build["output_stream_url"].as_str().unwrap(),
+        &[],
+        None,
+    )
+    .text()
+}
+
 impl Daemon {
     /// Starts a daemon on a fresh data dir, with a token, the hostile test buildpack installed,
     /// and `extra` flags.
@@ -218,6 +229,13 @@ impl Daemon {
         let answer = self.call("POST", &format!("/apps/{app}/builds"), Some(body));
         assert_eq!(answer.status, 201, "{}", answer.text());
         answer.json()
+    }
+
+    /// The slug a finished build made.
+    pub fn slug_of(&self, app: &str, build: &Value) -> Value {
+        let id = build["slug"]["id"].as_str().expect("the build made a slug");
+        self.call("GET", &format!("/apps/{app}/slugs/{id}"), None)
+            .json()
     }
 
     /// Polls a build until its status is final.
