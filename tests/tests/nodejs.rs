@@ -26,7 +26,7 @@ fn build(registry: &Registry, app: &Path, work: &Path, extra: &[&str]) -> Run {
         .args(extra)
         .current_dir(work)
         .env("TMPDIR", &tmp)
-        .env("BUILDD_CACHE_DIR", work.join("downloads"))
+        .env("BUILDD_DOWNLOAD_CACHE", work.join("downloads"))
         .env("BUILDD_COMPONENT_CACHE", component_cache())
         .output()
         .unwrap();
@@ -144,7 +144,7 @@ fn start_serves_hello_world_through_the_node_shim() {
         .args(["--allow-host", &registry.host, "--env", &registry_var])
         .args(["--start", "--port", &port.to_string()])
         .current_dir(work.path())
-        .env("BUILDD_CACHE_DIR", work.path().join("downloads"))
+        .env("BUILDD_DOWNLOAD_CACHE", work.path().join("downloads"))
         .env("BUILDD_COMPONENT_CACHE", component_cache())
         .stdout(std::process::Stdio::null())
         .process_group(0)
@@ -235,4 +235,55 @@ fn a_tarball_that_does_not_match_its_integrity_fails_the_build() {
     let all = run.all();
     assert!(all.contains("fetching @s/c@2.1.0"), "{all}");
     assert!(all.to_lowercase().contains("mismatch"), "{all}");
+}
+
+/// The same app through the builds API: config vars from the app, the fetch host granted by the
+/// daemon's operator, and a second build of the app that downloads nothing.
+#[test]
+fn node_app_builds_through_the_api() {
+    use common::daemon::{Daemon, output_of};
+    use serde_json::json;
+
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    fixture(&registry, &app);
+    registry.put("/app.tgz", common::tarball_of(&app, "app"));
+    let daemon = Daemon::start(&["--allow-host", &registry.host]);
+    daemon.create_app("node-app");
+    let set = daemon.call(
+        "PATCH",
+        "/apps/node-app/config-vars",
+        Some(json!({ "NPM_CONFIG_REGISTRY": registry.base })),
+    );
+    assert_eq!(set.status, 200, "{}", set.text());
+    let body = json!({
+        "source_blob": { "url": format!("{}app.tgz", registry.base), "version": "v1" },
+        "buildpacks": [{ "url": "buildd/nodejs" }],
+    });
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let build = daemon.create_build("node-app", body.clone());
+        let done = daemon.wait_build("node-app", build["id"].as_str().unwrap());
+        let output = output_of(&done);
+        assert_eq!(done["status"], "succeeded", "{output}");
+        let slug = daemon.slug_of("node-app", &done);
+        assert_eq!(slug["process_types"]["web"], "node server.js");
+        outputs.push((output, registry.take_bodies_sent()));
+    }
+    let (first, first_sent) = &outputs[0];
+    assert!(first.contains("Resolved node version: 20.17.0"), "{first}");
+    assert!(
+        first.contains("Installed 5 packages, linked 1 executable"),
+        "{first}"
+    );
+    assert!(
+        first_sent.contains_key("/a/-/a-1.0.0.tgz"),
+        "{first_sent:?}"
+    );
+    let (second, second_sent) = &outputs[1];
+    assert!(
+        second_sent.keys().all(|p| p == "/app.tgz"),
+        "only the source is fetched again: {second_sent:?}\n{second}"
+    );
 }
