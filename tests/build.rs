@@ -9,6 +9,8 @@ fn main() {
         &[
             "buildd-buildpack-hostile",
             "buildd-buildpack-importer",
+            "buildd-buildpack-fetcher",
+            "buildd-buildpack-legacy",
             "buildd-buildpack-static",
             "buildd-buildpack-procfile",
         ],

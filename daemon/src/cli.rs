@@ -236,6 +236,46 @@ pub struct ServeArgs {
     /// (repeatable). It joins detection after the first-party ones.
     #[arg(long = "buildpack", value_name = "FILE")]
     pub buildpacks: Vec<PathBuf>,
+
+    /// What buildpacks may download.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+/// What buildpacks may download through `fetch`: nothing unless granted here.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// Let buildpacks download from HOST (`name`, `name:port` or `*.domain`); `ID=HOST` grants
+    /// it to one buildpack only; `manifest` (or `ID=manifest`) grants the hosts the buildpack
+    /// declares. Repeatable; BUILDD_ALLOW_HOST takes a comma-separated list.
+    #[arg(
+        long = "allow-host",
+        value_name = "[ID=]HOST",
+        env = "BUILDD_ALLOW_HOST",
+        value_delimiter = ','
+    )]
+    pub allow_hosts: Vec<buildd_runtime::HostGrant>,
+
+    /// The download cache shared by every build on this machine (default: `downloads/` in the
+    /// cache or data dir).
+    #[arg(long, value_name = "DIR", env = "BUILDD_DOWNLOAD_CACHE")]
+    pub download_cache: Option<PathBuf>,
+
+    /// Largest single download, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_download: u64,
+}
+
+impl FetchArgs {
+    /// The runtime's fetch settings, with `default_cache` when no cache dir was given.
+    pub fn config(&self, default_cache: Option<PathBuf>) -> buildd_runtime::FetchConfig {
+        buildd_runtime::FetchConfig {
+            grants: self.allow_hosts.clone(),
+            cache_dir: self.download_cache.clone().or(default_cache),
+            max_bytes: self.max_download << 20,
+            ..Default::default()
+        }
+    }
 }
 
 /// `buildd tokens`.
@@ -331,6 +371,10 @@ pub struct RunArgs {
     /// ~/.cache/buildd/components).
     #[arg(long, value_name = "DIR", env = "BUILDD_COMPONENT_CACHE")]
     pub component_cache: Option<PathBuf>,
+
+    /// What buildpacks may download.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 fn parse_env(arg: &str) -> Result<(String, String), String> {

@@ -13,9 +13,13 @@ use buildd_runtime::{
 use crate::cli::RunArgs;
 use crate::embedded::FIRST_PARTY;
 
-fn runtime(cache: Option<std::path::PathBuf>) -> Result<Runtime> {
+fn runtime(args: &RunArgs) -> Result<Runtime> {
     Runtime::new(RuntimeConfig {
-        component_cache: cache.or_else(RuntimeConfig::default_cache_dir),
+        component_cache: args
+            .component_cache
+            .clone()
+            .or_else(RuntimeConfig::default_cache_dir),
+        fetch: args.fetch.config(RuntimeConfig::default_download_dir()),
     })
 }
 
@@ -55,7 +59,7 @@ async fn chosen(
 /// Runs `buildd run`.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let runtime = runtime(args.component_cache.clone())?;
+    let runtime = runtime(&args)?;
     let installed = first_party(&runtime).await?;
     let buildpacks = chosen(&runtime, &installed, &args.buildpacks).await?;
     let checksum = args
@@ -160,11 +164,19 @@ fn start_web(slug: &buildd_runtime::Slug, env: &[(String, String)], port: u16) -
 
 /// Runs `buildd buildpacks`.
 pub async fn list_buildpacks() -> Result<ExitCode> {
-    let runtime = runtime(None)?;
+    let runtime = Runtime::new(RuntimeConfig {
+        component_cache: RuntimeConfig::default_cache_dir(),
+        ..Default::default()
+    })?;
     for (embedded, bp) in FIRST_PARTY.iter().zip(first_party(&runtime).await?) {
         let info = bp.info();
+        let hosts = if info.fetch_hosts.is_empty() {
+            String::new()
+        } else {
+            format!("  fetches from {}", info.fetch_hosts.join(", "))
+        };
         println!(
-            "{:<10} {:<18} {:<8} api {}  {}",
+            "{:<10} {:<18} {:<8} api {}  {}{hosts}",
             embedded.name, info.id, info.version, info.api, info.digest
         );
     }

@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let runtime = buildd_runtime::Runtime::new(buildd_runtime::RuntimeConfig {
         component_cache: Some(cache.path().to_path_buf()),
+        ..Default::default()
     })?;
     let started = Instant::now();
     let bp = runtime.load(&wasm).await?;

@@ -10,11 +10,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::bindings::BuildpackWorldPre;
+use crate::bindings::{v0_1, v0_2};
+use crate::fetch::FetchConfig;
 use crate::sandbox::{self, Grants, HostState};
 
-/// Contract versions (of the WIT package `buildd:buildpack`) this host runs.
-pub const SUPPORTED_APIS: &[&str] = &["0.1.0"];
+/// Contract versions (of the WIT package `buildd:buildpack`) this host runs, newest first.
+pub const SUPPORTED_APIS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// How often the epoch advances; the granularity of the build time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -25,6 +26,8 @@ pub struct RuntimeConfig {
     /// Where precompiled components are kept, so a second process skips compilation.
     /// `None` compiles in memory every time.
     pub component_cache: Option<PathBuf>,
+    /// What buildpacks may download through `fetch`, and where downloads are cached.
+    pub fetch: FetchConfig,
 }
 
 impl RuntimeConfig {
@@ -37,6 +40,11 @@ impl RuntimeConfig {
             .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/buildd")))?;
         Some(base.join("components"))
     }
+
+    /// The default download cache: `downloads/` beside the default component cache.
+    pub fn default_download_dir() -> Option<PathBuf> {
+        Self::default_cache_dir().map(|c| c.with_file_name("downloads"))
+    }
 }
 
 /// Runs buildpack components: one engine and linker, shared by every build in the process.
@@ -45,6 +53,7 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     linker: Arc<Linker<HostState>>,
     config: RuntimeConfig,
+    pub(crate) fetch: Arc<FetchConfig>,
 }
 
 /// What a buildpack says about itself, plus the digest of its bytes.
@@ -58,6 +67,8 @@ pub struct BuildpackInfo {
     pub version: String,
     /// The contract version it was built against.
     pub api: String,
+    /// The hosts it says it fetches from (its manifest); granted only by the operator.
+    pub fetch_hosts: Vec<String>,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
 }
@@ -66,7 +77,14 @@ pub struct BuildpackInfo {
 #[derive(Clone)]
 pub struct Buildpack {
     pub(crate) info: BuildpackInfo,
-    pub(crate) pre: BuildpackWorldPre<HostState>,
+    pub(crate) pre: Pre,
+}
+
+/// A component ready to instantiate, by the contract version it exports.
+#[derive(Clone)]
+pub(crate) enum Pre {
+    V0_1(v0_1::BuildpackWorldPre<HostState>),
+    V0_2(v0_2::BuildpackWorldPre<HostState>),
 }
 
 impl std::fmt::Debug for Buildpack {
@@ -93,10 +111,16 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking WASI: {e}"))?;
+        v0_2::BuildpackWorld::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| anyhow!("linking the host interface: {e}"))?;
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            fetch: Arc::new(config.fetch.clone()),
             config,
         })
     }
@@ -120,11 +144,38 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the component cannot run here: {e}"))?;
-        let pre = BuildpackWorldPre::new(instance_pre).map_err(|e| {
+        // Pick the bindings by the exact export name: wasmtime's lookup would also match an
+        // export of another version, and fail only when the function is called.
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exported = |version: &str| {
+            exports
+                .iter()
+                .any(|e| *e == format!("buildd:buildpack/buildpack@{version}"))
+        };
+        let pre = if exported("0.2.0") {
+            v0_2::BuildpackWorldPre::new(instance_pre).map(Pre::V0_2)
+        } else if exported("0.1.0") {
+            v0_1::BuildpackWorldPre::new(instance_pre).map(Pre::V0_1)
+        } else {
+            Err(wasmtime::Error::msg(format!(
+                "it exports {}",
+                if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                }
+            )))
+        }
+        .map_err(|e| {
             anyhow!(
                 "not a buildd buildpack: the component does not export \
-                 buildd:buildpack/buildpack@{} ({e})",
-                SUPPORTED_APIS[0]
+                 buildd:buildpack/buildpack@{} or an older version this host runs ({}): {e}",
+                SUPPORTED_APIS[0],
+                SUPPORTED_APIS[1..].join(", ")
             )
         })?;
         let mut info = sandbox::info(&self.engine, &pre, Grants::none()).await?;

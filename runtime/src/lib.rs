@@ -34,12 +34,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod allow;
 mod appfiles;
 #[allow(missing_docs)]
 mod bindings;
 pub mod confine;
 mod engine;
+mod fetch;
 mod git;
+mod integrity;
 mod lifecycle;
 mod limits;
 mod log;
@@ -49,9 +52,12 @@ mod source;
 mod tripwire;
 mod unpack;
 
+pub use allow::{GrantedHost, HostGrant};
 pub use engine::{Buildpack, BuildpackInfo, Runtime, RuntimeConfig, SUPPORTED_APIS};
+pub use fetch::{FetchConfig, FetchStats};
 pub use git::GitSource;
-pub use lifecycle::{BuildError, BuildOutcome, BuildRequest};
+pub use integrity::{Algorithm, Integrity};
+pub use lifecycle::{BuildError, BuildOutcome, BuildRequest, FetchSummary};
 pub use limits::{LimitExceeded, Limits, SourceLimits, human};
 pub use log::{LogSink, Stream};
 pub use sandbox::STACK;

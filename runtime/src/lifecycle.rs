@@ -11,6 +11,7 @@ use wasmtime_wasi::FsPerms;
 
 use crate::appfiles;
 use crate::engine::{Buildpack, BuildpackInfo, Runtime};
+use crate::fetch::FetchStats;
 use crate::limits::{LimitExceeded, Limits, human};
 use crate::log::{BuildLog, LogSink};
 use crate::sandbox::{self, Grants, Guard, PhaseError, STACK};
@@ -55,6 +56,19 @@ pub struct BuildOutcome {
     pub source_checksum: Option<String>,
     /// The commit a git source resolved to.
     pub source_commit: Option<String>,
+    /// What buildpacks downloaded through `fetch`.
+    pub fetches: FetchSummary,
+}
+
+/// What a build's buildpacks downloaded through `fetch`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchSummary {
+    /// Bodies downloaded from the network.
+    pub downloads: u64,
+    /// Bytes downloaded from the network.
+    pub bytes: u64,
+    /// Fetches answered by the download cache.
+    pub cached: u64,
 }
 
 /// Why a build failed. The message is meant for the person who started the build.
@@ -121,6 +135,7 @@ impl Runtime {
             app: Some((app_dir.to_path_buf(), FsPerms::ReadOnly)),
             cache: None,
             env: None,
+            fetch: None,
         };
         phase(bp, sandbox::detect(&self.engine, bp, &grants, &guard).await)
     }
@@ -214,6 +229,7 @@ impl Runtime {
             app: Some((app_dir.clone(), FsPerms::ReadOnly)),
             cache: None,
             env: Some(env_dir.clone()),
+            fetch: None,
         };
         let mut chosen: Vec<(Buildpack, String)> = Vec::new();
         if request.buildpacks.is_empty() {
@@ -250,6 +266,7 @@ impl Runtime {
         }
 
         // Compile, each buildpack on the previous one's output.
+        let fetch_stats = Arc::new(FetchStats::default());
         for (bp, name) in &chosen {
             *detected = Some(name.clone());
             log.host(&format!("-----> {name} app detected"));
@@ -258,6 +275,7 @@ impl Runtime {
                 app: Some((app_dir.clone(), FsPerms::ReadWrite)),
                 cache: Some(cache),
                 env: Some(env_dir.clone()),
+                fetch: Some((self.fetch.clone(), fetch_stats.clone())),
             };
             phase(
                 bp,
@@ -269,12 +287,23 @@ impl Runtime {
             })?;
         }
 
+        if fetch_stats.downloads() + fetch_stats.cached() > 0 {
+            log.host(&format!(
+                "-----> Fetched {} files: {} downloaded ({}), {} from the download cache",
+                fetch_stats.downloads() + fetch_stats.cached(),
+                fetch_stats.downloads(),
+                human_short(fetch_stats.bytes()),
+                fetch_stats.cached()
+            ));
+        }
+
         // Release: later buildpacks' defaults win; the Procfile wins over all.
         log.host("-----> Discovering process types");
         let release_grants = Grants {
             app: Some((app_dir.clone(), FsPerms::ReadOnly)),
             cache: None,
             env: Some(env_dir.clone()),
+            fetch: None,
         };
         let mut process_types = BTreeMap::new();
         for (bp, _) in &chosen {
@@ -337,6 +366,11 @@ impl Runtime {
             buildpacks: chosen.into_iter().map(|(bp, _)| bp.info).collect(),
             source_checksum: fetched.checksum.map(|c| c.to_string()),
             source_commit: fetched.commit,
+            fetches: FetchSummary {
+                downloads: fetch_stats.downloads(),
+                bytes: fetch_stats.bytes(),
+                cached: fetch_stats.cached(),
+            },
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
@@ -9,9 +10,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::BuildpackWorldPre;
-use crate::bindings::buildd::buildpack::types::{BuildContext, ReleaseInfo};
-use crate::engine::{Buildpack, BuildpackInfo};
+use crate::bindings::{v0_1, v0_2};
+use crate::engine::{Buildpack, BuildpackInfo, Pre};
+use crate::fetch::{FetchConfig, FetchStats, Fetcher, Request};
 use crate::limits::LimitExceeded;
 use crate::log::{BuildLog, Stream};
 use crate::tripwire::Tripwire;
@@ -31,11 +32,53 @@ const APP: &str = "/app";
 const CACHE: &str = "/cache";
 const ENV: &str = "/env";
 
-/// Per-store data: the WASI context and the memory limiter.
+/// Per-store data: the WASI context, the memory limiter, and `fetch` when the phase may.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
+    fetcher: Option<Arc<Fetcher>>,
+}
+
+impl v0_2::buildd::buildpack::types::Host for HostState {}
+
+impl v0_2::buildd::buildpack::host::Host for HostState {
+    async fn fetch(
+        &mut self,
+        request: v0_2::buildd::buildpack::host::FetchRequest,
+    ) -> wasmtime::Result<Result<v0_2::buildd::buildpack::host::Fetched, String>> {
+        Ok(self.fetch_inner(request).await)
+    }
+}
+
+impl HostState {
+    async fn fetch_inner(
+        &mut self,
+        request: v0_2::buildd::buildpack::host::FetchRequest,
+    ) -> Result<v0_2::buildd::buildpack::host::Fetched, String> {
+        let Some(fetcher) = self.fetcher.clone() else {
+            return Err(format!(
+                "fetch {}: downloads are only allowed during compile",
+                request.url
+            ));
+        };
+        let request = Request {
+            url: request.url,
+            dest: request.dest,
+            digest: request.digest,
+            max_bytes: request.max_bytes,
+        };
+        // Blocking I/O off the async workers; if the build times out, this future is dropped and
+        // the download stops at its own timeout, which is capped by the same deadline.
+        let fetched = tokio::task::spawn_blocking(move || fetcher.fetch(request))
+            .await
+            .map_err(|e| format!("fetch: the download task failed: {e}"))??;
+        Ok(v0_2::buildd::buildpack::host::Fetched {
+            size: fetched.size,
+            sha256: fetched.sha256,
+            from_cache: fetched.from_cache,
+        })
+    }
 }
 
 impl WasiView for HostState {
@@ -102,6 +145,27 @@ pub(crate) struct Grants {
     pub cache: Option<PathBuf>,
     /// The config vars dir (read-only).
     pub env: Option<PathBuf>,
+    /// `fetch`, with the operator's settings and the build's counters (compile only).
+    pub fetch: Option<(Arc<FetchConfig>, Arc<FetchStats>)>,
+}
+
+/// The guest's view of a phase.
+struct Context {
+    app_dir: String,
+    cache_dir: Option<String>,
+    env_dir: String,
+    stack: String,
+}
+
+/// A process type a buildpack reported.
+pub(crate) struct ProcessType {
+    pub name: String,
+    pub command: String,
+}
+
+/// What `release` reported.
+pub(crate) struct ReleaseInfo {
+    pub process_types: Vec<ProcessType>,
 }
 
 impl Grants {
@@ -109,8 +173,8 @@ impl Grants {
         Grants::default()
     }
 
-    fn context(&self) -> BuildContext {
-        BuildContext {
+    fn context(&self) -> Context {
+        Context {
             app_dir: APP.into(),
             cache_dir: self.cache.as_ref().map(|_| CACHE.into()),
             env_dir: ENV.into(),
@@ -143,7 +207,12 @@ pub(crate) enum PhaseError {
     Setup(#[from] anyhow::Error),
 }
 
-fn store(engine: &Engine, grants: &Grants, guard: &Guard) -> Result<Store<HostState>> {
+fn store(
+    engine: &Engine,
+    info: Option<&BuildpackInfo>,
+    grants: &Grants,
+    guard: &Guard,
+) -> Result<Store<HostState>> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(guard.log.pipe(Stream::Stdout))
         .stderr(guard.log.pipe(Stream::Stderr))
@@ -164,6 +233,26 @@ fn store(engine: &Engine, grants: &Grants, guard: &Guard) -> Result<Store<HostSt
         wasi.preopened_dir(env, ENV, FsPerms::ReadOnly)
             .map_err(|e| anyhow!("granting the env dir: {e}"))?;
     }
+    let fetcher = match (info, &grants.fetch) {
+        (Some(info), Some((config, stats))) => {
+            let mut dirs = Vec::new();
+            if let Some((app, FsPerms::ReadWrite)) = &grants.app {
+                dirs.push((APP, app.clone()));
+            }
+            if let Some(cache) = &grants.cache {
+                dirs.push((CACHE, cache.clone()));
+            }
+            Some(Arc::new(Fetcher::new(
+                config.clone(),
+                &info.id,
+                &info.fetch_hosts,
+                dirs,
+                guard.deadline,
+                stats.clone(),
+            )))
+        }
+        _ => None,
+    };
     let state = HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -171,6 +260,7 @@ fn store(engine: &Engine, grants: &Grants, guard: &Guard) -> Result<Store<HostSt
             memory: guard.memory,
             tripwire: guard.tripwire.clone(),
         },
+        fetcher,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -225,12 +315,57 @@ fn crash_message(err: &wasmtime::Error) -> String {
     }
 }
 
+/// Instantiates a component of either contract version and runs one export on it; `$ctx`
+/// converts the phase context into that version's record.
+macro_rules! on_instance {
+    ($pre:expr, $store:expr, |$bp:ident, $types:ident| $call:expr) => {
+        match $pre {
+            Pre::V0_1(pre) => {
+                #[allow(unused_imports)]
+                use v0_1::buildd::buildpack::types as $types;
+                let world = pre.instantiate_async(&mut $store).await?;
+                let $bp = world.buildd_buildpack_buildpack();
+                $call
+            }
+            Pre::V0_2(pre) => {
+                #[allow(unused_imports)]
+                use v0_2::buildd::buildpack::types as $types;
+                let world = pre.instantiate_async(&mut $store).await?;
+                let $bp = world.buildd_buildpack_buildpack();
+                $call
+            }
+        }
+    };
+}
+
+macro_rules! build_context {
+    ($types:ident, $ctx:expr) => {
+        $types::BuildContext {
+            app_dir: $ctx.app_dir.clone(),
+            cache_dir: $ctx.cache_dir.clone(),
+            env_dir: $ctx.env_dir.clone(),
+            stack: $ctx.stack.clone(),
+        }
+    };
+}
+
+macro_rules! release_info {
+    ($result:expr) => {
+        $result.map(|info| ReleaseInfo {
+            process_types: info
+                .process_types
+                .into_iter()
+                .map(|p| ProcessType {
+                    name: p.name,
+                    command: p.command,
+                })
+                .collect(),
+        })
+    };
+}
+
 /// Asks a freshly loaded component who it is; its output is discarded.
-pub(crate) async fn info(
-    engine: &Engine,
-    pre: &BuildpackWorldPre<HostState>,
-    grants: Grants,
-) -> Result<BuildpackInfo> {
+pub(crate) async fn info(engine: &Engine, pre: &Pre, grants: Grants) -> Result<BuildpackInfo> {
     let tripwire = Tripwire::default();
     let guard = Guard {
         deadline: Instant::now() + INFO_TIMEOUT,
@@ -243,23 +378,44 @@ pub(crate) async fn info(
         ),
         tripwire,
     };
-    let mut store = store(engine, &grants, &guard)?;
+    let mut store = store(engine, None, &grants, &guard)?;
     let info = guarded(&guard, async {
-        let world = pre.instantiate_async(&mut store).await?;
-        world
-            .buildd_buildpack_buildpack()
-            .call_info(&mut store)
-            .await
+        Ok(match pre {
+            Pre::V0_1(pre) => {
+                let world = pre.instantiate_async(&mut store).await?;
+                let info = world
+                    .buildd_buildpack_buildpack()
+                    .call_info(&mut store)
+                    .await?;
+                BuildpackInfo {
+                    id: info.id,
+                    name: info.name,
+                    version: info.version,
+                    api: info.api,
+                    fetch_hosts: Vec::new(),
+                    digest: String::new(),
+                }
+            }
+            Pre::V0_2(pre) => {
+                let world = pre.instantiate_async(&mut store).await?;
+                let info = world
+                    .buildd_buildpack_buildpack()
+                    .call_info(&mut store)
+                    .await?;
+                BuildpackInfo {
+                    id: info.id,
+                    name: info.name,
+                    version: info.version,
+                    api: info.api,
+                    fetch_hosts: info.fetch_hosts,
+                    digest: String::new(),
+                }
+            }
+        })
     })
     .await
     .map_err(|e| anyhow!("asking the component for its info: {e}"))?;
-    Ok(BuildpackInfo {
-        id: info.id,
-        name: info.name,
-        version: info.version,
-        api: info.api,
-        digest: String::new(),
-    })
+    Ok(info)
 }
 
 /// `detect`: the app read-only, the config vars.
@@ -269,33 +425,33 @@ pub(crate) async fn detect(
     grants: &Grants,
     guard: &Guard,
 ) -> Result<Option<String>, PhaseError> {
-    let mut store = store(engine, grants, guard)?;
+    let mut store = store(engine, Some(&bp.info), grants, guard)?;
     let ctx = grants.context();
     guarded(guard, async {
-        let world = bp.pre.instantiate_async(&mut store).await?;
-        world
-            .buildd_buildpack_buildpack()
-            .call_detect(&mut store, &ctx)
-            .await
+        on_instance!(&bp.pre, store, |world, types| {
+            world
+                .call_detect(&mut store, &build_context!(types, ctx))
+                .await
+        })
     })
     .await
 }
 
-/// `compile`: the app read-write, the cache, the config vars.
+/// `compile`: the app read-write, the cache, the config vars, `fetch`.
 pub(crate) async fn compile(
     engine: &Engine,
     bp: &Buildpack,
     grants: &Grants,
     guard: &Guard,
 ) -> Result<Result<(), String>, PhaseError> {
-    let mut store = store(engine, grants, guard)?;
+    let mut store = store(engine, Some(&bp.info), grants, guard)?;
     let ctx = grants.context();
     guarded(guard, async {
-        let world = bp.pre.instantiate_async(&mut store).await?;
-        world
-            .buildd_buildpack_buildpack()
-            .call_compile(&mut store, &ctx)
-            .await
+        on_instance!(&bp.pre, store, |world, types| {
+            world
+                .call_compile(&mut store, &build_context!(types, ctx))
+                .await
+        })
     })
     .await
 }
@@ -307,14 +463,16 @@ pub(crate) async fn release(
     grants: &Grants,
     guard: &Guard,
 ) -> Result<Result<ReleaseInfo, String>, PhaseError> {
-    let mut store = store(engine, grants, guard)?;
+    let mut store = store(engine, Some(&bp.info), grants, guard)?;
     let ctx = grants.context();
     guarded(guard, async {
-        let world = bp.pre.instantiate_async(&mut store).await?;
-        world
-            .buildd_buildpack_buildpack()
-            .call_release(&mut store, &ctx)
-            .await
+        Ok(on_instance!(&bp.pre, store, |world, types| {
+            release_info!(
+                world
+                    .call_release(&mut store, &build_context!(types, ctx))
+                    .await?
+            )
+        }))
     })
     .await
 }

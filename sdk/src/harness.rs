@@ -65,6 +65,8 @@ pub struct TestBuild {
     env: BTreeMap<String, String>,
     cache: Option<PathBuf>,
     limits: Limits,
+    grants: Vec<buildd_runtime::HostGrant>,
+    downloads: Option<PathBuf>,
 }
 
 /// What a build did.
@@ -82,6 +84,8 @@ pub struct TestResult {
     pub checksum: Option<String>,
     /// The slug's regular files: path below `/app` to content.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// What the buildpacks downloaded through `fetch` (network vs download cache).
+    pub fetches: buildd_runtime::FetchSummary,
 }
 
 impl TestBuild {
@@ -93,7 +97,24 @@ impl TestBuild {
             env: BTreeMap::new(),
             cache: None,
             limits: Limits::default(),
+            grants: Vec::new(),
+            downloads: None,
         }
+    }
+
+    /// Lets the buildpacks `fetch` from `grant`, as `buildd run --allow-host` does: `HOST`,
+    /// `HOST:PORT`, `*.DOMAIN`, `manifest`, optionally after `BUILDPACK_ID=`.
+    pub fn allow_host(mut self, grant: &str) -> Self {
+        self.grants
+            .push(grant.parse().unwrap_or_else(|e| panic!("allow_host: {e}")));
+        self
+    }
+
+    /// Keeps downloads in `dir` (the machine-wide download cache of a real host), so a second
+    /// build can show it downloads nothing. Default: a fresh cache per build.
+    pub fn download_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.downloads = Some(dir.into());
+        self
     }
 
     /// Adds a buildpack component (`.wasm`) to run, in order.
@@ -132,8 +153,18 @@ impl TestBuild {
     }
 
     async fn run_async(self) -> TestResult {
+        let scratch_downloads = tempfile::tempdir().expect("a temp dir");
         let runtime = Runtime::new(RuntimeConfig {
             component_cache: Some(target_dir().join("buildd-components")),
+            fetch: buildd_runtime::FetchConfig {
+                grants: self.grants.clone(),
+                cache_dir: Some(
+                    self.downloads
+                        .clone()
+                        .unwrap_or_else(|| scratch_downloads.path().to_path_buf()),
+                ),
+                ..Default::default()
+            },
         })
         .expect("the wasm engine");
         let mut buildpacks = Vec::new();
@@ -179,6 +210,7 @@ impl TestBuild {
                 process_types: outcome.slug.process_types,
                 checksum: Some(outcome.slug.checksum),
                 files: slug_files(&out),
+                fetches: outcome.fetches,
             },
             Err(err) => TestResult {
                 success: false,
@@ -187,6 +219,7 @@ impl TestBuild {
                 process_types: BTreeMap::new(),
                 checksum: None,
                 files: BTreeMap::new(),
+                fetches: Default::default(),
             },
         }
     }

@@ -40,6 +40,7 @@
 
 mod context;
 pub mod digest;
+pub mod fetch;
 #[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
 pub mod harness;
 pub mod json;
@@ -55,7 +56,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 /// The contract version (the WIT package `buildd:buildpack`) this SDK builds against.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 /// The error type buildpack phases return; its message (with its causes) fails the build.
 pub type Error = anyhow::Error;
@@ -74,6 +75,9 @@ pub trait Buildpack: Default {
     const NAME: &'static str;
     /// The buildpack's version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
+    /// Hosts this buildpack downloads from with [`fetch`] (`host` or `host:port`), shown to
+    /// operators, who grant them (`--allow-host ID=manifest` grants exactly these). Default: none.
+    const FETCH_HOSTS: &'static [&'static str] = &[];
 
     /// Does this buildpack apply to the app?
     fn detect(&self, ctx: &DetectContext) -> Result<Detect>;
@@ -159,6 +163,7 @@ impl<B: Buildpack> Guest for Adapter<B> {
             name: B::NAME.to_string(),
             version: B::VERSION.to_string(),
             api: API_VERSION.to_string(),
+            fetch_hosts: B::FETCH_HOSTS.iter().map(|h| h.to_string()).collect(),
         }
     }
 

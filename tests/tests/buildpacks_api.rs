@@ -32,7 +32,7 @@ fn upload_use_persist_and_delete_a_buildpack() {
     let created = created.json();
     assert_eq!(created["name"], "acme/attacker");
     assert_eq!(created["component_id"], "test/hostile");
-    assert_eq!(created["api"], "0.1.0");
+    assert_eq!(created["api"], "0.2.0");
     let digest = {
         use sha2::Digest;
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(&wasm)))

@@ -40,6 +40,8 @@ impl Buildpack for NodeBuildpack {
     const ID: &'static str = "buildd/nodejs";
     const NAME: &'static str = "Node.js";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    // npm's registry, which lockfiles name; a mirror set by config must be granted instead.
+    const FETCH_HOSTS: &'static [&'static str] = &["registry.npmjs.org"];
 
     fn detect(&self, ctx: &DetectContext) -> buildd_sdk::Result<Detect> {
         Ok(if ctx.app_path("package.json").is_file() {

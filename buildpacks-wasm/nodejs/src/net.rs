@@ -16,15 +16,23 @@ pub trait Fetcher {
 /// The host's `fetch` capability.
 pub struct HostFetcher;
 
+impl HostFetcher {
+    fn request(url: &str, digest: Option<&str>) -> buildd_sdk::fetch::Fetch {
+        let fetch = buildd_sdk::fetch::Fetch::new(url);
+        match digest {
+            Some(digest) => fetch.digest(digest),
+            None => fetch,
+        }
+    }
+}
+
 impl Fetcher for HostFetcher {
     fn to(&self, url: &str, digest: Option<&str>, dest: &Path) -> buildd_sdk::Result<bool> {
-        let _ = (url, digest, dest);
-        buildd_sdk::bail!("this buildd has no fetch capability yet")
+        Ok(Self::request(url, digest).to(dest)?.from_cache)
     }
 
     fn bytes(&self, url: &str, digest: Option<&str>) -> buildd_sdk::Result<Vec<u8>> {
-        let _ = (url, digest);
-        buildd_sdk::bail!("this buildd has no fetch capability yet")
+        Self::request(url, digest).bytes()
     }
 }
 

@@ -98,6 +98,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             .component_cache
             .clone()
             .or_else(|| Some(data_dir.join("components"))),
+        fetch: args.fetch.config(Some(data_dir.join("downloads"))),
     })?;
     let registry = registry::Registry::default();
     for embedded in FIRST_PARTY {

@@ -140,7 +140,7 @@ pub fn buildpack(e: &crate::serve::registry::Entry) -> Value {
         "version": info.version,
         "digest": info.digest,
         "api": info.api,
-        "capabilities": [],
+        "fetch_hosts": info.fetch_hosts,
         "builtin": e.builtin,
         "created_at": e.created_at,
     })
