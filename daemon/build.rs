@@ -6,7 +6,11 @@ fn main() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("buildpacks");
     buildd_wasm_builder::build(
         manifest.parent().unwrap(),
-        &["buildd-buildpack-procfile", "buildd-buildpack-static"],
+        &[
+            "buildd-buildpack-nodejs",
+            "buildd-buildpack-procfile",
+            "buildd-buildpack-static",
+        ],
         &out,
     );
 }

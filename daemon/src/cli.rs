@@ -318,7 +318,7 @@ pub struct RunArgs {
     pub source: String,
 
     /// A buildpack to run, in order: a .wasm component file, or the name of a first-party one
-    /// (`static`, `procfile`). Default: detect among the first-party buildpacks.
+    /// (`nodejs`, `static`, `procfile`). Default: detect among the first-party buildpacks.
     #[arg(long = "buildpack", short = 'b', value_name = "FILE|NAME")]
     pub buildpacks: Vec<String>,
 

@@ -18,8 +18,10 @@ macro_rules! embed {
     };
 }
 
-/// Detection tries these in order: language-specific first, the bare Procfile last.
+/// Detection tries these in order: language-specific first (an app with a `package.json` is a
+/// Node app even when it also has an `index.html`), the bare Procfile last.
 pub const FIRST_PARTY: &[Embedded] = &[
+    embed!("nodejs", "buildd_buildpack_nodejs.wasm"),
     embed!("static", "buildd_buildpack_static.wasm"),
     embed!("procfile", "buildd_buildpack_procfile.wasm"),
 ];

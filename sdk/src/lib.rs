@@ -39,11 +39,15 @@
 #![deny(missing_docs)]
 
 mod context;
+pub mod digest;
 pub mod fetch;
 #[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
 pub mod harness;
+pub mod json;
 pub mod output;
 pub mod procfile;
+pub mod semver;
+pub mod toml;
 
 pub use ::anyhow::{self, Context, anyhow, bail};
 pub use context::{CompileContext, DetectContext, Env, ReleaseContext};

@@ -58,6 +58,7 @@ fn needs_rebuild(bin: &Path) -> bool {
         "runtime",
         "sdk",
         "wit",
+        "buildpacks-wasm/nodejs",
         "buildpacks-wasm/procfile",
         "buildpacks-wasm/static",
     ]
@@ -305,3 +306,4 @@ pub fn list_tree(root: &Path) -> Vec<String> {
     out
 }
 pub mod daemon;
+pub mod npm;
