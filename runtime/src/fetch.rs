@@ -219,6 +219,24 @@ impl Fetcher {
         })
     }
 
+    /// Sets or clears the executable bits of a regular file in a writable grant.
+    pub(crate) fn set_executable(&self, path: &str, executable: bool) -> Result<(), String> {
+        use cap_std::fs::PermissionsExt as _;
+        let fail = |m: String| format!("set-executable {path}: {m}");
+        let (root, rel) = self.destination(path).map_err(fail)?;
+        let dir =
+            Dir::open_ambient_dir(&root, ambient_authority()).map_err(|e| fail(e.to_string()))?;
+        let meta = dir
+            .symlink_metadata(&rel)
+            .map_err(|e| fail(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(fail("not a regular file".into()));
+        }
+        let mode = if executable { 0o755 } else { 0o644 };
+        dir.set_permissions(&rel, cap_std::fs::Permissions::from_mode(mode))
+            .map_err(|e| fail(e.to_string()))
+    }
+
     /// Refuses schemes other than http(s) and hosts outside the grants.
     fn check(&self, url: &Url) -> Result<(), String> {
         if !matches!(url.scheme(), "http" | "https") {

@@ -49,6 +49,19 @@ impl v0_2::buildd::buildpack::host::Host for HostState {
     ) -> wasmtime::Result<Result<v0_2::buildd::buildpack::host::Fetched, String>> {
         Ok(self.fetch_inner(request).await)
     }
+
+    async fn set_executable(
+        &mut self,
+        path: String,
+        executable: bool,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Ok(match &self.fetcher {
+            Some(fetcher) => fetcher.set_executable(&path, executable),
+            None => Err(format!(
+                "set-executable {path}: file modes can only be changed during compile"
+            )),
+        })
+    }
 }
 
 impl HostState {

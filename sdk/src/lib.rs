@@ -41,6 +41,7 @@
 mod context;
 pub mod digest;
 pub mod fetch;
+pub mod fs;
 #[cfg(all(feature = "harness", not(target_arch = "wasm32")))]
 pub mod harness;
 pub mod json;

@@ -413,6 +413,36 @@ fn fetch_writes_only_inside_the_app_and_cache_dirs() {
 }
 
 #[test]
+fn set_executable_marks_files_in_the_slug_and_refuses_outside_paths() {
+    let origin = Origin::start();
+    let url = origin.route("/tool", Route::Body(b"#!/bin/sh\necho hi\n".to_vec()));
+    let tmp = tempfile::tempdir().unwrap();
+    let grant = origin.grant();
+    let run = fetch_run(
+        tmp.path(),
+        &[("FETCH_URL", &url), ("CHMOD", "/app/fetched")],
+        &["--allow-host", &grant],
+    );
+    assert!(run.ok(), "{}", run.all());
+    let slug = slug_entries(&tmp.path().join("slug.tgz"));
+    assert_eq!(
+        slug["./app/fetched"].0, 0o755,
+        "the mode set through the host"
+    );
+    assert_eq!(slug["./app/README"].0, 0o644);
+
+    for (path, expect) in [
+        ("/etc/passwd", "is not inside a writable directory"),
+        ("/app/../../etc/passwd", "without '..'"),
+        ("/app/missing", "set-executable /app/missing"),
+    ] {
+        let run = fetch_run(tmp.path(), &[("CHMOD", path)], &[]);
+        assert!(!run.ok(), "{path}: {}", run.all());
+        assert!(run.all().contains(expect), "{path}: {}", run.all());
+    }
+}
+
+#[test]
 fn a_component_built_against_contract_0_1_still_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");

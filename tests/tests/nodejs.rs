@@ -98,6 +98,10 @@ fn node_app_builds_from_the_lockfile_and_a_second_build_fetches_nothing() {
     let (_, link) = &entries["./app/node_modules/.bin/a-cli"];
     assert_eq!(link, b"../a/cli.js");
     assert!(text(&entries, "./app/.heroku/node/bin/node").contains("exec /usr/bin/node"));
+    // The host sets the modes a wasm buildpack cannot: the slug carries them.
+    assert_eq!(entries["./app/.heroku/node/bin/node"].0, 0o755);
+    assert_eq!(entries["./app/node_modules/a/cli.js"].0, 0o755);
+    assert_eq!(entries["./app/node_modules/a/index.js"].0, 0o644);
     let profile = text(&entries, "./app/.profile.d/nodejs.sh");
     assert!(
         profile.contains("$HOME/.heroku/node/bin:$HOME/node_modules/.bin"),

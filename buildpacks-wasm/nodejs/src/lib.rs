@@ -158,7 +158,11 @@ fn compile(net: &dyn Fetcher, app: &Path, cache: &Path, env: &Env) -> buildd_sdk
             .into_iter()
             .map(|p| format!(".heroku/node/{p}")),
     );
-    profile::write(app, &executables)?;
+    for path in &executables {
+        net.set_executable(&app.join(path))
+            .with_context(|| format!("making {path} executable"))?;
+    }
+    profile::write(app)?;
     output::info(&format!("Wrote {}", profile::SCRIPT));
     Ok(())
 }
@@ -213,8 +217,14 @@ mod tests {
             profile.contains("$HOME/.heroku/node/bin:$HOME/node_modules/.bin"),
             "{profile}"
         );
-        let exec = std::fs::read_to_string(app.path().join(profile::EXECUTABLES)).unwrap();
-        assert_eq!(exec, ".heroku/node/bin/node\nnode_modules/left/cli.js\n");
+        use std::os::unix::fs::PermissionsExt;
+        for exec in [".heroku/node/bin/node", "node_modules/left/cli.js"] {
+            let mode = std::fs::metadata(app.path().join(exec))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o755, "{exec}");
+        }
 
         std::fs::remove_file(app.path().join("package-lock.json")).unwrap();
         let err = compile(&net, app.path(), cache.path(), &vars)

@@ -11,6 +11,9 @@ pub trait Fetcher {
 
     /// Downloads `url` and returns its bytes (verified against `digest` when given).
     fn bytes(&self, url: &str, digest: Option<&str>) -> buildd_sdk::Result<Vec<u8>>;
+
+    /// Makes a file executable (the host does it: WASI cannot set modes).
+    fn set_executable(&self, path: &Path) -> buildd_sdk::Result<()>;
 }
 
 /// The host's `fetch` capability.
@@ -33,6 +36,10 @@ impl Fetcher for HostFetcher {
 
     fn bytes(&self, url: &str, digest: Option<&str>) -> buildd_sdk::Result<Vec<u8>> {
         Self::request(url, digest).bytes()
+    }
+
+    fn set_executable(&self, path: &Path) -> buildd_sdk::Result<()> {
+        buildd_sdk::fs::set_executable(path, true)
     }
 }
 
@@ -76,6 +83,12 @@ pub mod fake {
                 Integrity::parse(digest)?.verify(body)?;
             }
             Ok(body.clone())
+        }
+
+        fn set_executable(&self, path: &Path) -> buildd_sdk::Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+            Ok(())
         }
     }
 }

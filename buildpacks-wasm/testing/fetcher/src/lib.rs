@@ -2,6 +2,7 @@
 //! separated by spaces), `FETCH_DEST` (default `/app/fetched`, numbered when several),
 //! `FETCH_DIGEST`, `FETCH_MAX` (bytes). Each result is printed as
 //! `fetched <size> <sha256> cache=<bool>`; the first failure fails the build with the host's words.
+//! `CHMOD` names a file to make executable afterwards through the host.
 
 use buildd_sdk::fetch::Fetch;
 use buildd_sdk::{Buildpack, CompileContext, Detect, DetectContext, output};
@@ -46,6 +47,10 @@ impl Buildpack for Fetcher {
                 "fetched {} {} cache={}",
                 got.size, got.sha256, got.from_cache
             ));
+        }
+        if let Some(path) = ctx.env.get("CHMOD") {
+            buildd_sdk::fs::set_executable(path.trim(), true)?;
+            output::info(&format!("made {} executable", path.trim()));
         }
         Ok(())
     }
