@@ -297,6 +297,7 @@ impl Fetcher {
     ) -> Result<Download, String> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .tls_config(crate::tls::config())
             .max_redirects(0)
             .http_status_as_error(false)
             .build()

@@ -49,6 +49,7 @@ mod log;
 mod sandbox;
 mod slug;
 mod source;
+mod tls;
 mod tripwire;
 mod unpack;
 

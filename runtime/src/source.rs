@@ -282,6 +282,7 @@ fn download(url: &str, limits: &SourceLimits) -> Result<impl Read + use<>, Sourc
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
+        .tls_config(crate::tls::config())
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .max_redirects(5)
         .http_status_as_error(false)
