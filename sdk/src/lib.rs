@@ -182,7 +182,14 @@ impl<B: Buildpack> Guest for Adapter<B> {
 
     fn compile(ctx: wit::BuildContext) -> Result<(), String> {
         let ctx = CompileContext::from_wit(ctx);
-        B::default().compile(&ctx).map_err(|err| format!("{err:#}"))
+        B::default().compile(&ctx).map_err(|err| {
+            if let Some(failure) = err.downcast_ref::<output::Failure>()
+                && let Some(hint) = &failure.hint
+            {
+                output::error_with_hint(&format!("{err:#}"), hint);
+            }
+            format!("{err:#}")
+        })
     }
 
     fn release(ctx: wit::BuildContext) -> Result<wit::ReleaseInfo, String> {

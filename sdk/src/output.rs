@@ -29,6 +29,54 @@ pub fn error(message: &str) {
     }
 }
 
+/// Prints an error and what to do about it, on stderr, as Heroku's buildpacks do:
+///
+/// ```text
+///  !     package-lock.json is missing
+///  !
+///  !     Run `npm install` and commit package-lock.json.
+/// ```
+pub fn error_with_hint(message: &str, hint: &str) {
+    error(message);
+    eprintln!(" !");
+    error(hint);
+}
+
+/// A build failure with a hint for the user; return it from a phase
+/// (`return Err(Failure::new("...").hint("...").into())`) and the output shows both, the hint
+/// set apart, while the build's error is the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds what the user can do about it.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// Formats a byte count the way Heroku does (`1.2M`, `340K`, `12B`).
 pub fn human_size(bytes: u64) -> String {
     const K: f64 = 1024.0;

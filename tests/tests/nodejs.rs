@@ -191,9 +191,10 @@ fn a_missing_lockfile_fails_with_a_hint() {
     std::fs::remove_file(app.join("package-lock.json")).unwrap();
     let run = build(&registry, &app, work.path(), &[]);
     assert!(!run.ok(), "{}", run.all());
+    // The error, then the hint set apart, Heroku style.
     assert!(
         run.all().contains(
-            "package-lock.json is missing; run `npm install` and commit package-lock.json"
+            " !     package-lock.json is missing\n !\n !     Run `npm install` and commit package-lock.json"
         ),
         "{}",
         run.all()

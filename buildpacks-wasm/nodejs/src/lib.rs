@@ -83,8 +83,10 @@ fn compile(net: &dyn Fetcher, app: &Path, cache: &Path, env: &Env) -> buildd_sdk
             .find(|f| app.join(f).is_file())
             .map(|f| format!(" (found {f}: only npm lockfiles are supported)"))
             .unwrap_or_default();
-        bail!(
-            "package-lock.json is missing{other}; run `npm install` and commit package-lock.json"
+        return Err(
+            output::Failure::new(format!("package-lock.json is missing{other}"))
+                .hint("Run `npm install` and commit package-lock.json: builds install exactly what it locks.")
+                .into(),
         );
     }
     let lock = lockfile::parse(&std::fs::read(&lock_path).context("reading package-lock.json")?)?;
@@ -227,12 +229,18 @@ mod tests {
         }
 
         std::fs::remove_file(app.path().join("package-lock.json")).unwrap();
-        let err = compile(&net, app.path(), cache.path(), &vars)
-            .unwrap_err()
-            .to_string();
+        let err = compile(&net, app.path(), cache.path(), &vars).unwrap_err();
+        let failure = err
+            .downcast_ref::<output::Failure>()
+            .expect("a failure with a hint");
+        assert_eq!(failure.message, "package-lock.json is missing");
         assert!(
-            err.contains("run `npm install` and commit package-lock.json"),
-            "{err}"
+            failure
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("Run `npm install` and commit"),
+            "{failure:?}"
         );
     }
 }
