@@ -24,8 +24,7 @@ mod unpack;
 use std::path::Path;
 
 use buildd_sdk::{
-    Buildpack, CompileContext, Context, Detect, DetectContext, Env, Release, ReleaseContext, bail,
-    output,
+    Buildpack, CompileContext, Context, Detect, DetectContext, Env, Release, ReleaseContext, output,
 };
 
 use crate::dist::Index;
