@@ -9,6 +9,7 @@ fn main() {
         &[
             "buildd-buildpack-hostile",
             "buildd-buildpack-importer",
+            "buildd-buildpack-tables",
             "buildd-buildpack-static",
             "buildd-buildpack-procfile",
         ],
