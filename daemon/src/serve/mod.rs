@@ -12,6 +12,12 @@ pub mod range;
 pub mod registry;
 pub mod worker;
 
+/// The API fuzz target's checks (fuzz/src/api.rs), replayed over its seeds and the crashes it
+/// found.
+#[cfg(test)]
+#[path = "../../../fuzz/src/api.rs"]
+mod fuzz_api;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
