@@ -11,6 +11,7 @@ fn main() {
             "buildd-buildpack-importer",
             "buildd-buildpack-fetcher",
             "buildd-buildpack-legacy",
+            "buildd-buildpack-tables",
             "buildd-buildpack-static",
             "buildd-buildpack-procfile",
         ],

@@ -208,9 +208,47 @@ pub struct ServeArgs {
     #[arg(long)]
     pub require_https: bool,
 
+    /// Refuse source URLs (and every redirect hop) whose host resolves to a loopback, private
+    /// (RFC 1918, ULA), shared, link-local (cloud metadata) or unspecified address. The address
+    /// checked is the one connected to, so DNS rebinding does not get around it.
+    #[arg(long)]
+    pub deny_private_sources: bool,
+
+    /// An address allowed despite --deny-private-sources, e.g. an internal mirror (repeatable).
+    #[arg(
+        long = "allow-source-ip",
+        value_name = "IP",
+        requires = "deny_private_sources"
+    )]
+    pub allow_source_ips: Vec<std::net::IpAddr>,
+
+    /// Give up on a source download that receives nothing for this long, or less than
+    /// --source-min-rate on average over this long, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub source_stall_timeout: u64,
+
+    /// The slowest a source download may be, in bytes per second (see --source-stall-timeout).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub source_min_rate: u64,
+
+    /// Limit on each buildpack's cache directory, in MiB. A buildpack that writes more fails its
+    /// build, and its cache is emptied.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub cache_limit: u64,
+
     /// Largest upload (source tarball or slug), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_upload: u64,
+
+    /// Largest buildpack component accepted by `POST /buildpacks`, in MiB. Compiling a
+    /// component costs time roughly in proportion to its size.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub max_buildpack_size: u64,
+
+    /// How long compiling an uploaded component may take before the upload is refused, in
+    /// seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub buildpack_compile_timeout: f64,
 
     /// Time limit of one build, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
@@ -366,6 +404,34 @@ pub struct RunArgs {
     /// Limit on the unpacked source, in MiB (caps gzip bombs).
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
     pub max_unpacked: u64,
+
+    /// Refuse source URLs (and every redirect hop) whose host resolves to a loopback, private
+    /// (RFC 1918, ULA), shared, link-local (cloud metadata) or unspecified address. The address
+    /// checked is the one connected to, so DNS rebinding does not get around it.
+    #[arg(long)]
+    pub deny_private_sources: bool,
+
+    /// An address allowed despite --deny-private-sources, e.g. an internal mirror (repeatable).
+    #[arg(
+        long = "allow-source-ip",
+        value_name = "IP",
+        requires = "deny_private_sources"
+    )]
+    pub allow_source_ips: Vec<std::net::IpAddr>,
+
+    /// Give up on a source download that receives nothing for this long, or less than
+    /// --source-min-rate on average over this long, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub source_stall_timeout: u64,
+
+    /// The slowest a source download may be, in bytes per second (see --source-stall-timeout).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub source_min_rate: u64,
+
+    /// Limit on each buildpack's cache directory, in MiB. A buildpack that writes more fails its
+    /// build, and its cache is emptied.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub cache_limit: u64,
 
     /// Where precompiled components are kept (default: $BUILDD_CACHE_DIR/components, else
     /// ~/.cache/buildd/components).

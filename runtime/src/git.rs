@@ -3,14 +3,18 @@
 //! out by git itself, so a hostile repository gets no more than a hostile tarball.
 
 use std::path::Path;
+#[cfg(feature = "engine")]
 use std::sync::atomic::AtomicBool;
 
 use cap_std::fs::Dir;
+#[cfg(feature = "engine")]
 use gix::object::tree::EntryKind;
 
 use crate::limits::SourceLimits;
 use crate::source::SourceError;
-use crate::unpack::{AppStats, AppWriter, sanitize};
+use crate::unpack::AppStats;
+#[cfg(feature = "engine")]
+use crate::unpack::{AppWriter, sanitize};
 
 /// A repository and the ref to build: a branch, a tag, a full commit sha, or the default branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,7 @@ impl GitSource {
         Some(GitSource { url, reference })
     }
 
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
     fn reference_is_commit(&self) -> bool {
         self.reference
             .as_deref()
@@ -54,6 +59,7 @@ fn git_error(source: &GitSource, err: impl std::fmt::Display) -> SourceError {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Fetches `source` into `work/git` (shallowly, unless the ref is a commit sha) and writes the
 /// commit's tree into `dest`. Returns what was written and the commit's sha.
 pub(crate) fn fetch(
@@ -99,6 +105,7 @@ pub(crate) fn fetch(
     Ok((stats, sha))
 }
 
+#[cfg(feature = "engine")]
 fn write_tree(
     source: &GitSource,
     tree: &gix::Tree<'_>,
@@ -142,6 +149,17 @@ fn write_tree(
         }
     }
     Ok(())
+}
+
+/// Without the engine feature (the fuzz targets) there is no git client.
+#[cfg(not(feature = "engine"))]
+pub(crate) fn fetch(
+    source: &GitSource,
+    _work: &Path,
+    _dest: &Dir,
+    _limits: &SourceLimits,
+) -> Result<(AppStats, String), SourceError> {
+    Err(git_error(source, "built without git support"))
 }
 
 #[cfg(test)]

@@ -34,34 +34,53 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "engine")]
 mod allow;
+#[cfg(feature = "engine")]
 mod appfiles;
 #[allow(missing_docs)]
+#[cfg(feature = "engine")]
 mod bindings;
 pub mod confine;
+#[cfg(feature = "engine")]
 mod engine;
+#[cfg(feature = "engine")]
 mod fetch;
 mod git;
+#[cfg(feature = "engine")]
 mod integrity;
+#[cfg(feature = "engine")]
 mod lifecycle;
 mod limits;
+#[cfg(feature = "engine")]
 mod log;
+#[cfg(feature = "engine")]
 mod sandbox;
+#[cfg(feature = "engine")]
 mod slug;
 mod source;
 mod tls;
+#[cfg(feature = "engine")]
 mod tripwire;
 mod unpack;
 
+#[cfg(feature = "engine")]
 pub use allow::{GrantedHost, HostGrant};
+#[cfg(feature = "engine")]
 pub use engine::{Buildpack, BuildpackInfo, Runtime, RuntimeConfig, SUPPORTED_APIS};
+#[cfg(feature = "engine")]
 pub use fetch::{FetchConfig, FetchStats};
 pub use git::GitSource;
+#[cfg(feature = "engine")]
 pub use integrity::{Algorithm, Integrity};
+#[cfg(feature = "engine")]
 pub use lifecycle::{BuildError, BuildOutcome, BuildRequest, FetchSummary};
-pub use limits::{LimitExceeded, Limits, SourceLimits, human};
+pub use limits::{LimitExceeded, Limits, NetworkPolicy, SourceLimits, address_class, human};
+#[cfg(feature = "engine")]
 pub use log::{LogSink, Stream};
+#[cfg(feature = "engine")]
 pub use sandbox::STACK;
+#[cfg(feature = "engine")]
 pub use slug::{PackError, SLUG_MTIME, Slug};
 pub use source::{Checksum, Source, SourceError};
 pub use unpack::AppStats;
@@ -69,6 +88,7 @@ pub use unpack::AppStats;
 /// Packs a directory into a deterministic slug at `out`, refusing it past `size_limit` bytes.
 /// Returns the compressed size and `SHA256:<hex>`. This is the packer builds use, without the
 /// build around it (for `buildd` tools and benchmarks).
+#[cfg(feature = "engine")]
 pub fn pack_slug(
     app: &std::path::Path,
     out: &std::path::Path,

@@ -273,17 +273,35 @@ impl Runtime {
             let cache = cache_dir(request.cache_dir.as_deref(), work.path(), &bp.info.id)?;
             let grants = Grants {
                 app: Some((app_dir.clone(), FsPerms::ReadWrite)),
-                cache: Some(cache),
+                cache: Some(cache.clone()),
                 env: Some(env_dir.clone()),
                 fetch: Some((self.fetch.clone(), fetch_stats.clone())),
             };
-            phase(
-                bp,
-                sandbox::compile(&self.engine, bp, &grants, &guard).await,
-            )?
-            .map_err(|message| BuildError::Buildpack {
-                id: bp.info.id.clone(),
-                message,
+            // The quota is enforced while the buildpack writes, not after: a buildpack that
+            // fills its cache without end would otherwise fill the host's disk first.
+            let compiled = tokio::select! {
+                outcome = sandbox::compile(&self.engine, bp, &grants, &guard) => Some(outcome),
+                () = cache_overflow(cache.clone(), limits.cache_size) => None,
+            };
+            let over = match compiled {
+                None => true,
+                Some(_) => {
+                    let (cache, limit) = (cache.clone(), limits.cache_size);
+                    tokio::task::spawn_blocking(move || dir_size(&cache, limit) > limit)
+                        .await
+                        .unwrap_or(true)
+                }
+            };
+            if over {
+                // An over-quota cache would fail every later build the same way: empty it.
+                empty_dir(&cache);
+                return Err(LimitExceeded::Cache(limits.cache_size).into());
+            }
+            phase(bp, compiled.expect("no overflow"))?.map_err(|message| {
+                BuildError::Buildpack {
+                    id: bp.info.id.clone(),
+                    message,
+                }
             })?;
         }
 
@@ -425,6 +443,58 @@ fn cache_dir(app_cache: Option<&Path>, work: &Path, id: &str) -> Result<PathBuf,
     };
     std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
     Ok(dir)
+}
+
+/// Resolves once the directory holds more than `limit` bytes (checked a few times a second).
+async fn cache_overflow(dir: PathBuf, limit: u64) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let dir = dir.clone();
+        let size = tokio::task::spawn_blocking(move || dir_size(&dir, limit))
+            .await
+            .unwrap_or(0);
+        if size > limit {
+            return;
+        }
+    }
+}
+
+/// Bytes in the regular files below `dir`, not following links; stops counting past `limit`
+/// so a huge tree costs no more than it must.
+fn dir_size(dir: &Path, limit: u64) -> u64 {
+    let mut total = 0u64;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                todo.push(entry.path());
+            } else {
+                // Blocks, not the length: a sparse file costs only what it occupies.
+                total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+                if total > limit {
+                    return total;
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Removes everything inside `dir`, keeping `dir`.
+fn empty_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+        }
+    }
 }
 
 /// Heroku prints slug sizes as `1.2M`.

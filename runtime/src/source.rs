@@ -10,7 +10,12 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 
-use crate::limits::{SourceLimits, human};
+use std::net::IpAddr;
+
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::limits::{NetworkPolicy, SourceLimits, human};
 use crate::unpack::{self, AppStats};
 
 /// A build's source.
@@ -187,6 +192,7 @@ impl<R: Read> Read for Metered<R> {
 
 /// The unpacked source, ready for the buildpacks.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub(crate) struct Fetched {
     /// The app dir: the unpacked tree, or its single top-level directory.
     pub app_dir: PathBuf,
@@ -212,6 +218,7 @@ pub(crate) fn fetch(
     let mut commit = None;
     let (stats, checksum) = match source {
         Source::Git(git) => {
+            check_git_host(&git.url, &limits.network)?;
             if expected.is_some() {
                 return Err(SourceError::BadChecksum(
                     "a checksum applies to archives, not git sources".into(),
@@ -275,20 +282,144 @@ fn single_top_dir(dir: &Dir) -> Option<std::ffi::OsString> {
     Some(only.file_name())
 }
 
+/// Redirects followed for one download; a loop ends here with a clear error.
+const MAX_REDIRECTS: u32 = 5;
+
+/// Resolves names as usual, then refuses the whole lookup if any address is one the policy
+/// forbids. ureq connects only to addresses its resolver returned, so the address checked is the
+/// address used, on the first request and on every redirect: a name that resolves to a public
+/// address when asked once and to a private one the next time (DNS rebinding) gains nothing.
+#[derive(Debug)]
+struct PolicyResolver(NetworkPolicy);
+
+/// A refused address, carried through ureq as `Error::Other`.
+#[derive(Debug)]
+struct Refused(String);
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Refused {}
+
+impl Resolver for PolicyResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let host = uri.host().unwrap_or("");
+        check_addresses(&self.0, host, addrs.iter().map(|a| a.ip()))
+            .map_err(|e| ureq::Error::Other(Box::new(Refused(e))))?;
+        Ok(addrs)
+    }
+}
+
+/// Refuses `host` if any of its addresses is one `policy` forbids, naming the address's class.
+fn check_addresses(
+    policy: &NetworkPolicy,
+    host: &str,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> Result<(), String> {
+    for ip in addrs {
+        if let Some(class) = policy.refuses(ip) {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let named = if host == ip.to_string() {
+                format!("{ip}")
+            } else {
+                format!("{host} (resolves to {ip})")
+            };
+            return Err(format!(
+                "refusing to fetch from {named}: a {class} address, and this server forbids \
+                 private networks (--deny-private-sources)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// For git sources, whose client resolves names itself: the host is checked once, before the
+/// fetch. Unlike tarball URLs this cannot see the address git then connects to.
+fn check_git_host(url: &str, policy: &NetworkPolicy) -> Result<(), SourceError> {
+    use std::net::ToSocketAddrs;
+    if !policy.deny_private || url.starts_with("file://") {
+        return Ok(());
+    }
+    let fail = |message: String| SourceError::Download {
+        url: url.to_string(),
+        message,
+    };
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let default_port = if url.starts_with("git://") { 9418 } else { 443 };
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, p.parse().unwrap_or(default_port))
+        }
+        _ => (host_port, default_port),
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<IpAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("resolving {bare}: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    check_addresses(policy, bare, addrs).map_err(fail)
+}
+
+/// Explains a failed request in the words of the limit or rule that ended it.
+fn describe(err: &ureq::Error, limits: &SourceLimits) -> String {
+    use ureq::Timeout;
+    match err {
+        ureq::Error::Timeout(Timeout::PerRead) => format!(
+            "the server sent nothing for {}s (stall timeout)",
+            limits.stall_timeout.as_secs_f64()
+        ),
+        ureq::Error::Timeout(Timeout::RecvResponse) => {
+            "the server sent no response within 60s".into()
+        }
+        ureq::Error::Timeout(Timeout::Connect) => "could not connect within 30s".into(),
+        ureq::Error::TooManyRedirects => {
+            format!("too many redirects (more than {MAX_REDIRECTS}; a redirect loop?)")
+        }
+        ureq::Error::Other(inner) if inner.is::<Refused>() => inner.to_string(),
+        ureq::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()) {
+            Some(inner) => describe(inner, limits),
+            None => io.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 fn download(url: &str, limits: &SourceLimits) -> Result<impl Read + use<>, SourceError> {
     let fail = |message: String| SourceError::Download {
         url: url.to_string(),
         message,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .tls_config(crate::tls::config())
         .timeout_recv_response(Some(Duration::from_secs(60)))
-        .max_redirects(5)
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+        .timeout_per_read(Some(limits.stall_timeout))
+        .max_redirects(MAX_REDIRECTS)
+        .http_status_as_error(false);
+    if limits.network.deny_private {
+        // Through a proxy the proxy resolves the name, and the policy could check only the
+        // proxy's address.
+        config = config.proxy(None);
+    }
+    let agent = ureq::Agent::with_parts(
+        config.build(),
+        DefaultConnector::default(),
+        PolicyResolver(limits.network.clone()),
+    );
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|e| fail(describe(&e, limits)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(fail(format!("HTTP {status}")));
@@ -304,7 +435,67 @@ fn download(url: &str, limits: &SourceLimits) -> Result<impl Read + use<>, Sourc
             human(limits.download_bytes)
         )));
     }
-    Ok(response.into_body().into_reader())
+    let (url, limits) = (url.to_string(), limits.clone());
+    let body = response.into_body().into_reader();
+    Ok(Paced {
+        inner: body,
+        url,
+        window_start: Instant::now(),
+        window_bytes: 0,
+        limits,
+    })
+}
+
+/// Reads a download, failing it when the server is slower than [`SourceLimits::min_rate`] over
+/// a [`SourceLimits::stall_timeout`] window (a slow drip never trips the per-read timeout), and
+/// naming the URL and the reason when a read fails.
+struct Paced<R> {
+    inner: R,
+    url: String,
+    window_start: Instant,
+    window_bytes: u64,
+    limits: SourceLimits,
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fail = |message: String| {
+            io::Error::other(Stop(SourceError::Download {
+                url: self.url.clone(),
+                message,
+            }))
+        };
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+                    Some(inner) => describe(inner, &self.limits),
+                    None if e.kind() == io::ErrorKind::TimedOut => format!(
+                        "the server sent nothing for {}s (stall timeout)",
+                        self.limits.stall_timeout.as_secs_f64()
+                    ),
+                    None => e.to_string(),
+                };
+                return Err(fail(message));
+            }
+        };
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= self.limits.stall_timeout {
+            let needed = (self.limits.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+            if self.window_bytes < needed {
+                return Err(fail(format!(
+                    "too slow: {} bytes in the last {:.0}s, below the minimum of {}/s",
+                    self.window_bytes,
+                    elapsed.as_secs_f64(),
+                    human(self.limits.min_rate)
+                )));
+            }
+            self.window_start = Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
+    }
 }
 
 /// Streams an archive (gzipped or plain tar) into `dest`, hashing the raw bytes on the way.

@@ -143,3 +143,61 @@ fn a_component_importing_what_the_host_lacks_is_refused_at_load() {
     );
     assert!(!tmp.path().join("slug.tgz").exists());
 }
+
+#[test]
+fn filling_the_cache_without_end_hits_the_cache_limit_and_empties_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.display().to_string();
+    let (run, tmp2) = attack(
+        "cachefill",
+        &[
+            "--cache-limit",
+            "4",
+            "--cache-dir",
+            &cache_arg,
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_failed_cleanly(
+        &run,
+        &tmp2,
+        "cache limit exceeded: the buildpack's cache grew past 4 MiB; it has been emptied",
+    );
+    let left = list_tree(&cache.join("test__hostile"));
+    assert!(left.is_empty(), "the over-quota cache was kept: {left:?}");
+}
+
+#[test]
+fn a_cache_within_the_limit_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.display().to_string();
+    let (run, _tmp) = attack("cache", &["--cache-limit", "1", "--cache-dir", &cache_arg]);
+    assert!(run.ok(), "{}", run.all());
+    assert!(cache.join("test__hostile/count").exists());
+}
+
+#[test]
+fn a_component_with_a_huge_table_is_refused_at_load_naming_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_tree(&app, &[("README", "x\n")]);
+    let run = buildd_run(
+        tmp.path(),
+        &[
+            app.to_str().unwrap(),
+            "--buildpack",
+            env!("BUILDD_BUILDPACK_TABLES_WASM"),
+        ],
+    );
+    assert!(!run.ok(), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("table limit exceeded: the buildpack tried to grow a table past 100000"),
+        "{}",
+        run.all()
+    );
+    assert!(!tmp.path().join("slug.tgz").exists());
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod bodies;
 pub mod db;
 pub mod logs;
 pub mod metrics;
@@ -11,13 +12,19 @@ pub mod range;
 pub mod registry;
 pub mod worker;
 
+/// The API fuzz target's checks (fuzz/src/api.rs), replayed over its seeds and the crashes it
+/// found.
+#[cfg(test)]
+#[path = "../../../fuzz/src/api.rs"]
+mod fuzz_api;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use buildd_runtime::{Buildpack, Runtime, RuntimeConfig};
+use buildd_runtime::{Buildpack, NetworkPolicy, Runtime, RuntimeConfig, SourceLimits};
 
 use crate::cli::ServeArgs;
 use crate::embedded::FIRST_PARTY;
@@ -41,6 +48,14 @@ pub struct ServeConfig {
     pub source_ttl: Duration,
     /// Silence on an output stream before a keep-alive byte.
     pub keepalive: Duration,
+    /// Bounds on fetching sources, and which networks they may come from.
+    pub source_limits: SourceLimits,
+    /// Limit on each buildpack's cache of an app, in bytes.
+    pub cache_limit: u64,
+    /// Largest uploaded buildpack component, in bytes.
+    pub max_buildpack_size: u64,
+    /// How long compiling an uploaded component may take.
+    pub compile_timeout: Duration,
 }
 
 /// Everything handlers and builds share.
@@ -147,6 +162,19 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             build_timeout: Duration::from_secs(args.build_timeout),
             source_ttl: Duration::from_secs(args.source_ttl),
             keepalive: Duration::from_millis(args.stream_keepalive_ms.max(1)),
+            source_limits: SourceLimits {
+                stall_timeout: Duration::from_secs(args.source_stall_timeout.max(1)),
+                min_rate: args.source_min_rate,
+                network: NetworkPolicy {
+                    deny_private: args.deny_private_sources,
+                    allow: args.allow_source_ips.clone(),
+                },
+                ..SourceLimits::default()
+            },
+            cache_limit: args.cache_limit << 20,
+            max_buildpack_size: args.max_buildpack_size << 20,
+            compile_timeout: Duration::try_from_secs_f64(args.buildpack_compile_timeout)
+                .context("--buildpack-compile-timeout")?,
         },
     });
 

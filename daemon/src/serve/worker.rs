@@ -120,6 +120,8 @@ async fn execute(
         out: out.to_path_buf(),
         limits: Limits {
             timeout: state.config.build_timeout,
+            cache_size: state.config.cache_limit,
+            source: state.config.source_limits.clone(),
             ..Limits::default()
         },
     };

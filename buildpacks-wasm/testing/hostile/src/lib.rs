@@ -1,6 +1,6 @@
 //! A buildpack that attacks its host, for tests only. The config var `HOSTILE` picks the attack;
 //! each must fail its build with the limit or the denied path named, and touch nothing on the host.
-//! Three modes are benign: `cache` (writes its cache), `tick` (timed output, for benchmarks)
+//! `cachefill` fills the cache without end. Three modes are benign: `cache` (writes its cache), `tick` (timed output, for benchmarks)
 //! and `envdump` (prints what config it can see, for isolation tests).
 
 use std::time::Duration;
@@ -132,6 +132,15 @@ impl Buildpack for HostileBuildpack {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Ok(())
+            }
+            // Writes its cache until something stops it: the cache quota must, while it writes.
+            "cachefill" => {
+                let chunk = vec![7u8; 1 << 20];
+                let mut i = 0u64;
+                loop {
+                    std::fs::write(ctx.cache_dir.join(format!("fill-{i}")), &chunk)?;
+                    i += 1;
+                }
             }
             "cache" => {
                 std::fs::write(ctx.cache_dir.join("count"), b"1")?;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, find_app, paginate, reply, views};
 use crate::serve::ServerState;
+use crate::serve::bodies::{CreateApp, UpdateApp};
 
 /// `^[a-z][a-z0-9-]{1,28}[a-z0-9]$`, as Heroku.
 pub fn valid_name(name: &str) -> bool {
@@ -17,14 +17,6 @@ pub fn valid_name(name: &str) -> bool {
         && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-#[derive(Deserialize)]
-pub struct CreateApp {
-    name: Option<String>,
-    stack: Option<String>,
-    #[allow(dead_code)]
-    region: Option<String>,
 }
 
 pub async fn create(
@@ -85,14 +77,6 @@ pub async fn none(State(state): State<Arc<ServerState>>, Path(app): Path<String>
 
 pub async fn info(State(state): State<Arc<ServerState>>, Path(app): Path<String>) -> ApiResult {
     reply(StatusCode::OK, views::app(&find_app(&state, &app).await?))
-}
-
-#[derive(Deserialize)]
-pub struct UpdateApp {
-    name: Option<String>,
-    maintenance: Option<bool>,
-    #[allow(dead_code)]
-    build_stack: Option<String>,
 }
 
 pub async fn update(

@@ -52,21 +52,33 @@ pub async fn create(
 ) -> ApiResult {
     let (sha, _) = state
         .blobs
-        .put_stream(body, state.config.max_upload)
+        .put_stream(
+            body,
+            state.config.max_upload.min(state.config.max_buildpack_size),
+        )
         .await
         .map_err(|e| match e {
             crate::serve::blobs::UploadError::TooLarge(limit) => ApiError::too_large(format!(
-                "Buildpack is larger than the limit of {limit} bytes."
+                "Buildpack is larger than the limit of {} (--max-buildpack-size).",
+                buildd_runtime::human(limit)
             )),
             crate::serve::blobs::UploadError::Other(e) => e.into(),
         })?;
     let wasm = tokio::fs::read(state.blobs.path(&sha))
         .await
         .map_err(anyhow::Error::from)?;
-    let buildpack = state
-        .runtime
-        .load(&wasm)
+    // Cranelift cannot be interrupted: past the limit the compile goes on in its thread, but
+    // the upload is refused and nothing is installed.
+    let limit = state.config.compile_timeout;
+    let buildpack = tokio::time::timeout(limit, state.runtime.load(&wasm))
         .await
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "Not a usable buildpack component: compiling it took longer than the limit of \
+                 {}s (--buildpack-compile-timeout).",
+                limit.as_secs_f64()
+            ))
+        })?
         .map_err(|e| ApiError::invalid(format!("Not a usable buildpack component: {e:#}")))?;
     let name = query
         .name

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, BaseUrl, Caller, JsonBody, find_app, paginate, reply, views};
 use crate::serve::ServerState;
+use crate::serve::bodies::CreateBuild;
 use crate::serve::db::{NewBuild, Status};
 
 /// The app in the path and one of its builds (or `current`), or 404.
@@ -24,27 +24,6 @@ async fn find_build(
         .await?
         .ok_or_else(|| ApiError::not_found("build"))?;
     Ok((app, build))
-}
-
-#[derive(Deserialize)]
-pub struct SourceBlob {
-    url: Option<String>,
-    checksum: Option<String>,
-    version: Option<String>,
-    version_description: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct BuildpackRef {
-    url: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct CreateBuild {
-    source_blob: Option<SourceBlob>,
-    buildpacks: Option<Vec<BuildpackRef>>,
-    release: Option<bool>,
 }
 
 pub async fn create(

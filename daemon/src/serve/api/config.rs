@@ -1,15 +1,14 @@
 //! `/apps/{app}/config-vars` and `/apps/{app}/buildpack-installations`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, find_app, reply};
 use crate::serve::ServerState;
+use crate::serve::bodies::{ConfigPatch, SetInstallations, config_patch};
 
 pub async fn get(State(state): State<Arc<ServerState>>, Path(app): Path<String>) -> ApiResult {
     let app = find_app(&state, &app).await?;
@@ -20,31 +19,10 @@ pub async fn patch(
     State(state): State<Arc<ServerState>>,
     Caller(user): Caller,
     Path(app): Path<String>,
-    JsonBody(body): JsonBody<BTreeMap<String, Option<serde_json::Value>>>,
+    JsonBody(body): JsonBody<ConfigPatch>,
 ) -> ApiResult {
     let app = find_app(&state, &app).await?;
-    let mut patch = BTreeMap::new();
-    for (key, value) in body {
-        let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
-            return Err(ApiError::invalid(format!(
-                "Invalid config var name {key:?}: names match ^\\w+$."
-            )));
-        }
-        let value = match value {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s),
-            Some(other @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-                Some(other.to_string())
-            }
-            Some(_) => {
-                return Err(ApiError::invalid(format!(
-                    "Config var {key} must be a string or null."
-                )));
-            }
-        };
-        patch.insert(key, value);
-    }
+    let patch = config_patch(body).map_err(ApiError::invalid)?;
     reply(
         StatusCode::OK,
         json!(state.db.patch_config_vars(app.id, patch, user.id).await?),
@@ -80,16 +58,6 @@ pub async fn installations(
         StatusCode::OK,
         installation_list(&state.db.installations(app.id).await?),
     )
-}
-
-#[derive(Deserialize)]
-pub struct Update {
-    buildpack: String,
-}
-
-#[derive(Deserialize)]
-pub struct SetInstallations {
-    updates: Vec<Update>,
 }
 
 pub async fn set_installations(

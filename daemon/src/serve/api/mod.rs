@@ -238,16 +238,12 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
                     ApiError::bad_request(format!("Could not read the request body: {e}"))
                 }
             })?;
-        let text = if bytes.iter().all(u8::is_ascii_whitespace) {
-            &b"{}"[..]
-        } else {
-            &bytes[..]
-        };
-        let value: serde_json::Value = serde_json::from_slice(text)
-            .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
-        serde_json::from_value(value)
+        crate::serve::bodies::decode(&bytes)
             .map(JsonBody)
-            .map_err(|e| ApiError::invalid(format!("Invalid request body: {e}")))
+            .map_err(|e| match e {
+                crate::serve::bodies::BodyError::NotJson(_) => ApiError::bad_request(e.to_string()),
+                crate::serve::bodies::BodyError::Invalid(_) => ApiError::invalid(e.to_string()),
+            })
     }
 }
 

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Caller, JsonBody, find_app, paginate, reply, views};
 use crate::serve::ServerState;
+use crate::serve::bodies::CreateRelease;
 
 pub async fn list(
     State(state): State<Arc<ServerState>>,
@@ -50,13 +50,6 @@ pub async fn info(
         .await?
         .map(|r| r.version);
     reply(StatusCode::OK, views::release(&release, &app, current))
-}
-
-#[derive(Deserialize)]
-pub struct CreateRelease {
-    slug: Option<String>,
-    release: Option<String>,
-    description: Option<String>,
 }
 
 pub async fn create(

@@ -1,25 +1,14 @@
 //! `/apps/{app}/slugs`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::{ApiError, ApiResult, BaseUrl, JsonBody, find_app, reply, views};
 use crate::serve::ServerState;
+use crate::serve::bodies::CreateSlug;
 use crate::serve::db::{Slug, new_id, new_secret, now};
-
-#[derive(Deserialize)]
-pub struct CreateSlug {
-    process_types: Option<BTreeMap<String, String>>,
-    buildpack_provided_description: Option<String>,
-    checksum: Option<String>,
-    commit: Option<String>,
-    commit_description: Option<String>,
-    stack: Option<String>,
-}
 
 pub async fn create(
     State(state): State<Arc<ServerState>>,
