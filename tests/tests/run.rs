@@ -323,9 +323,16 @@ fn compiled_components_are_cached_on_disk_and_reused() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
+    let listed = std::process::Command::new(buildd_bin())
+        .arg("buildpacks")
+        .env("BUILDD_COMPONENT_CACHE", &cache)
+        .output()
+        .unwrap();
+    let first_party = String::from_utf8_lossy(&listed.stdout).lines().count();
+    assert_eq!(first_party, 3, "nodejs, static, procfile");
     assert_eq!(
         artifacts.len(),
-        2,
+        first_party,
         "one artifact per first-party component: {artifacts:?}"
     );
     assert!(artifacts.iter().all(|p| p.extension().unwrap() == "cwasm"));
