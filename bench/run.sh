@@ -38,3 +38,6 @@ python3 bench/api_bench.py "$bin" 200
 
 echo "== 100 concurrent builds, output latency"
 python3 bench/load_bench.py "$bin" "$wasm/buildd_buildpack_hostile.wasm" 100
+
+echo "== Node.js buildpack vs npm ci (fills /tmp/npm-mirror from the npm registry on first use)"
+bash bench/node_bench.sh "$work/node"
