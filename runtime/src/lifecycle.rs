@@ -141,6 +141,12 @@ impl Runtime {
             for line in err.to_string().lines() {
                 log.host(&format!(" !     {line}"));
             }
+            if crate::out_of_storage(err) {
+                log.host(
+                    " !     The build host ran out of disk space (or reached its file size limit) \
+                     while writing; this is not a fault of the app. Try again later.",
+                );
+            }
             match detected {
                 Some(name) => log.host(&format!(
                     " !     Push rejected, failed to compile {name} app."
