@@ -266,6 +266,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub source_ttl: u64,
 
+    /// A client must send a request's headers within this many seconds, or its connection is
+    /// closed (so slow clients cannot hold connections open forever).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub header_read_timeout: u64,
+
     /// Silence on an output stream longer than this gets a NUL keep-alive byte, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000, hide = true)]
     pub stream_keepalive_ms: u64,

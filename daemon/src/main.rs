@@ -20,6 +20,11 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    // Past a file size limit (RLIMIT_FSIZE) the kernel sends SIGXFSZ, which kills the process:
+    // ignored, the write fails with EFBIG instead, the build fails naming it, and the daemon
+    // keeps serving.
+    // SAFETY: setting a signal to SIG_IGN before any thread starts has no preconditions.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let cli = cli::Cli::parse();
     // Client commands are plain blocking HTTP: no async runtime.
     let command = match client::run(cli.command) {

@@ -125,8 +125,8 @@ fn lexically_inside(root: &Path, from: &Path, target: &Path) -> bool {
     let mut at: PathBuf = from.to_path_buf();
     for part in target.components() {
         match part {
+            // The guard pops: a `..` that stays inside has moved up by the time it is false.
             Component::ParentDir if !at.pop() || !at.starts_with(root) => return false,
-            Component::ParentDir => {}
             Component::Normal(name) => at.push(name),
             _ => {}
         }

@@ -85,6 +85,24 @@ pub use slug::{PackError, SLUG_MTIME, Slug};
 pub use source::{Checksum, Source, SourceError};
 pub use unpack::AppStats;
 
+/// Whether an error was caused by running out of disk space or into the file size limit
+/// (ENOSPC, EFBIG, EDQUOT), anywhere in its chain of causes.
+pub fn out_of_storage(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+            if matches!(io.kind(), StorageFull | FileTooLarge | QuotaExceeded)
+                || matches!(io.raw_os_error(), Some(27 | 28 | 122))
+            {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// Packs a directory into a deterministic slug at `out`, refusing it past `size_limit` bytes.
 /// Returns the compressed size and `SHA256:<hex>`. This is the packer builds use, without the
 /// build around it (for `buildd` tools and benchmarks).

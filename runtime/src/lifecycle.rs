@@ -156,6 +156,12 @@ impl Runtime {
             for line in err.to_string().lines() {
                 log.host(&format!(" !     {line}"));
             }
+            if crate::out_of_storage(err) {
+                log.host(
+                    " !     The build host ran out of disk space (or reached its file size limit) \
+                     while writing; this is not a fault of the app. Try again later.",
+                );
+            }
             match detected {
                 Some(name) => log.host(&format!(
                     " !     Push rejected, failed to compile {name} app."
@@ -445,10 +451,11 @@ fn cache_dir(app_cache: Option<&Path>, work: &Path, id: &str) -> Result<PathBuf,
     Ok(dir)
 }
 
-/// Resolves once the directory holds more than `limit` bytes (checked a few times a second).
+/// Resolves once the directory holds more than `limit` bytes (checked every 50 ms, so a
+/// buildpack overshoots by at most what it writes in that time).
 async fn cache_overflow(dir: PathBuf, limit: u64) {
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let dir = dir.clone();
         let size = tokio::task::spawn_blocking(move || dir_size(&dir, limit))
             .await
@@ -470,14 +477,14 @@ fn dir_size(dir: &Path, limit: u64) -> u64 {
         };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
+            // Blocks, not the length: a sparse file costs only what it occupies. Every entry
+            // costs at least 512 bytes, so millions of empty files count too.
+            total += (std::os::unix::fs::MetadataExt::blocks(&meta) * 512).max(512);
+            if total > limit {
+                return total;
+            }
             if meta.is_dir() {
                 todo.push(entry.path());
-            } else {
-                // Blocks, not the length: a sparse file costs only what it occupies.
-                total += std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
-                if total > limit {
-                    return total;
-                }
             }
         }
     }
@@ -514,4 +521,34 @@ fn _assert_send(
 ) -> impl std::future::Future + Send + '_ {
     let _ = human;
     rt.build(r, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_size_counts_blocks_used_and_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        // A sparse gigabyte occupies (almost) nothing.
+        std::fs::File::create(dir.path().join("sparse"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        assert!(dir_size(dir.path(), u64::MAX) < 64 << 10);
+        // Empty files cost nothing on disk but an inode each: they count.
+        std::fs::create_dir(dir.path().join("many")).unwrap();
+        for i in 0..1000 {
+            std::fs::File::create(dir.path().join("many").join(i.to_string())).unwrap();
+        }
+        assert!(dir_size(dir.path(), u64::MAX) >= 1000 * 512);
+        // Counting stops past the limit.
+        let stopped = dir_size(dir.path(), 10_000);
+        assert!(
+            stopped > 10_000 && stopped < 10_000 + (64 << 10),
+            "{stopped}"
+        );
+        empty_dir(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

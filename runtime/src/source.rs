@@ -564,6 +564,24 @@ mod tests {
     }
 
     #[test]
+    fn git_hosts_are_checked_against_the_policy_before_the_fetch() {
+        let deny = NetworkPolicy {
+            deny_private: true,
+            allow: vec![],
+        };
+        let refused = |url: &str| check_git_host(url, &deny).unwrap_err().to_string();
+        assert!(
+            refused("https://127.0.0.1:9/repo.git")
+                .contains("refusing to fetch from 127.0.0.1: a loopback address")
+        );
+        assert!(refused("git://localhost/repo").contains("localhost (resolves to"));
+        assert!(refused("https://user:pw@[::1]:8443/r.git").contains("::1"));
+        assert!(refused("http://169.254.169.254/r.git").contains("link-local (cloud metadata)"));
+        assert!(check_git_host("file:///tmp/repo", &deny).is_ok());
+        assert!(check_git_host("https://127.0.0.1/r.git", &NetworkPolicy::default()).is_ok());
+    }
+
+    #[test]
     fn sources_are_told_apart() {
         assert_eq!(
             Source::parse("https://x/y.tgz"),

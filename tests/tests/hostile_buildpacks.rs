@@ -3,7 +3,9 @@
 
 mod common;
 
+use common::daemon::{ACCEPT, Daemon, output_of, request};
 use common::*;
+use serde_json::json;
 
 /// Runs the hostile buildpack in `mode` with extra flags; returns the run and its temp dir.
 fn attack(mode: &str, flags: &[&str]) -> (Run, tempfile::TempDir) {
@@ -200,4 +202,120 @@ fn a_component_with_a_huge_table_is_refused_at_load_naming_the_limit() {
         run.all()
     );
     assert!(!tmp.path().join("slug.tgz").exists());
+}
+
+fn upload_buildpack(daemon: &Daemon, bytes: &[u8]) -> common::daemon::Answer {
+    let auth = format!("Bearer {}", daemon.token);
+    request(
+        "POST",
+        &daemon.url("/buildpacks?name=acme/upload"),
+        &[
+            ("Authorization", &auth),
+            ("Accept", ACCEPT),
+            ("Content-Type", "application/wasm"),
+        ],
+        Some(bytes),
+    )
+}
+
+/// The procfile example app, served over loopback.
+fn app_server() -> Server {
+    let tarball = tarball_of(&repo_root().join("examples/procfile-app"), "app");
+    Server::start([("/app.tgz".to_string(), tarball)].into())
+}
+
+#[test]
+fn over_the_api_cache_floods_huge_tables_and_huge_components_fail_by_name_while_honest_builds_succeed()
+ {
+    let daemon = Daemon::start(&[
+        "--cache-limit",
+        "2",
+        "--max-buildpack-size",
+        "1",
+        "--concurrency",
+        "2",
+    ]);
+    let server = app_server();
+    let source = json!({ "url": format!("{}/app.tgz", server.base) });
+    daemon.create_app("hoarder");
+    daemon.create_app("honest");
+    let set = daemon.call(
+        "PATCH",
+        "/apps/hoarder/config-vars",
+        Some(json!({ "HOSTILE": "cachefill" })),
+    );
+    assert_eq!(set.status, 200);
+    let hoard = daemon.create_build(
+        "hoarder",
+        json!({ "source_blob": source, "buildpacks": [{ "url": "test/hostile" }] }),
+    );
+    let honest = daemon.create_build(
+        "honest",
+        json!({ "source_blob": source, "buildpacks": [{ "url": "procfile" }] }),
+    );
+
+    // Meanwhile: a component over the size limit, and one whose table is over the table limit.
+    let huge = upload_buildpack(&daemon, &vec![0u8; (1 << 20) + 1]);
+    assert_eq!(huge.status, 413, "{}", huge.text());
+    assert!(
+        huge.text()
+            .contains("Buildpack is larger than the limit of 1 MiB (--max-buildpack-size)"),
+        "{}",
+        huge.text()
+    );
+    let tables = upload_buildpack(
+        &daemon,
+        &std::fs::read(env!("BUILDD_BUILDPACK_TABLES_WASM")).unwrap(),
+    );
+    assert_eq!(tables.status, 422, "{}", tables.text());
+    assert!(
+        tables.text().contains("table limit exceeded"),
+        "{}",
+        tables.text()
+    );
+
+    let done = daemon.wait_build("hoarder", hoard["id"].as_str().unwrap());
+    assert_eq!(done["status"], "failed", "{done}");
+    let output = output_of(&hoard);
+    assert!(
+        output.contains("cache limit exceeded: the buildpack's cache grew past 2 MiB"),
+        "{output}"
+    );
+    let done = daemon.wait_build("honest", honest["id"].as_str().unwrap());
+    assert_eq!(done["status"], "succeeded", "{}", output_of(&honest));
+    let cache = daemon.data_dir.join("cache");
+    let hoarded: u64 = list_tree(&cache)
+        .iter()
+        .filter_map(|p| std::fs::metadata(cache.join(p)).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    assert_eq!(hoarded, 0, "the over-quota cache was kept");
+}
+
+#[test]
+fn compiling_an_uploaded_component_is_bounded_in_time() {
+    let daemon = Daemon::start(&["--buildpack-compile-timeout", "0.001"]);
+    // A custom section makes the bytes (and so the precompiled cache key) new: a real compile.
+    let mut wasm = std::fs::read(hostile_wasm()).unwrap();
+    let nonce = format!("{:016x}", std::process::id() as u64 ^ 0x5eed);
+    wasm.extend_from_slice(&[0x00, 2 + nonce.len() as u8, 1, b'n']);
+    wasm.extend_from_slice(nonce.as_bytes());
+    let answer = upload_buildpack(&daemon, &wasm);
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert!(
+        answer
+            .text()
+            .contains("compiling it took longer than the limit of 0.001s"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(
+        daemon.call("GET", "/buildpacks/acme/upload", None).status,
+        404
+    );
+    assert_eq!(
+        request("GET", &daemon.url("/healthz"), &[], None).status,
+        200
+    );
 }

@@ -194,13 +194,59 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
     let grace = Duration::from_secs(args.shutdown_grace);
     let shutdown_state = state.clone();
-    axum::serve(listener, api::router(state.clone()))
-        .with_graceful_shutdown(async move {
+    let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+    serve_http(
+        listener,
+        api::router(state.clone()),
+        header_timeout,
+        async move {
             shutdown_signal().await;
             drain(&shutdown_state, grace).await;
-        })
-        .await?;
+        },
+    )
+    .await;
     Ok(())
+}
+
+/// Accepts connections until `shutdown` resolves, then waits for open ones to finish, as
+/// `axum::serve` does, but with a timer: a client must send a request's headers within
+/// `header_timeout`, so connections that trickle headers forever (slowloris) are closed instead
+/// of piling up until the daemon runs out of file descriptors.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, most likely: back off rather than spin.
+                    tracing::warn!("accepting a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// On start: builds that were running when the daemon died are failed (their partial work is

@@ -68,6 +68,15 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> ApiError {
+        if buildd_runtime::out_of_storage(err.as_ref()) {
+            tracing::error!("out of storage: {err:#}");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "The server could not store this: its disk is full (or it reached its file size \
+                 limit). Try again later.",
+            );
+        }
         tracing::error!("internal error: {err:#}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
