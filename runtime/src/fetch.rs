@@ -21,6 +21,8 @@ use url::Url;
 
 use crate::allow::{Allowlist, HostGrant};
 use crate::integrity::{Hasher, Integrity};
+use crate::limits::NetworkPolicy;
+use crate::source::PolicyResolver;
 
 /// Redirects followed per download, each checked against the grants.
 const MAX_REDIRECTS: usize = 5;
@@ -98,6 +100,8 @@ pub(crate) struct Fetcher {
     pub dirs: Vec<(&'static str, PathBuf)>,
     pub deadline: Instant,
     pub stats: Arc<FetchStats>,
+    /// Which addresses downloads may connect to (`--deny-private-sources`).
+    pub network: NetworkPolicy,
 }
 
 impl Fetcher {
@@ -109,6 +113,7 @@ impl Fetcher {
         dirs: Vec<(&'static str, PathBuf)>,
         deadline: Instant,
         stats: Arc<FetchStats>,
+        network: NetworkPolicy,
     ) -> Self {
         Fetcher {
             allow: Allowlist::for_buildpack(&config.grants, id, manifest),
@@ -117,6 +122,7 @@ impl Fetcher {
             dirs,
             deadline,
             stats,
+            network,
         }
     }
 
@@ -295,13 +301,21 @@ impl Fetcher {
         expected: Option<&Integrity>,
         mut out: &std::fs::File,
     ) -> Result<Download, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .tls_config(crate::tls::config())
             .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
+            .http_status_as_error(false);
+        if self.network.deny_private {
+            // Through a proxy, the policy could check only the proxy's address.
+            config = config.proxy(None);
+        }
+        // The same resolver as sources: the address checked is the address connected to.
+        let agent = ureq::Agent::with_parts(
+            config.build(),
+            ureq::unversioned::transport::DefaultConnector::default(),
+            PolicyResolver(self.network.clone()),
+        );
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let left = self

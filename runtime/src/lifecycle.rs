@@ -281,7 +281,11 @@ impl Runtime {
                 app: Some((app_dir.clone(), FsPerms::ReadWrite)),
                 cache: Some(cache.clone()),
                 env: Some(env_dir.clone()),
-                fetch: Some((self.fetch.clone(), fetch_stats.clone())),
+                fetch: Some((
+                    self.fetch.clone(),
+                    fetch_stats.clone(),
+                    limits.source.network.clone(),
+                )),
             };
             // The quota is enforced while the buildpack writes, not after: a buildpack that
             // fills its cache without end would otherwise fill the host's disk first.

@@ -14,6 +14,7 @@ use crate::bindings::{v0_1, v0_2};
 use crate::engine::{Buildpack, BuildpackInfo, Pre};
 use crate::fetch::{FetchConfig, FetchStats, Fetcher, Request};
 use crate::limits::LimitExceeded;
+use crate::limits::NetworkPolicy;
 use crate::log::{BuildLog, Stream};
 use crate::tripwire::Tripwire;
 
@@ -159,7 +160,8 @@ pub(crate) struct Grants {
     /// The config vars dir (read-only).
     pub env: Option<PathBuf>,
     /// `fetch`, with the operator's settings and the build's counters (compile only).
-    pub fetch: Option<(Arc<FetchConfig>, Arc<FetchStats>)>,
+    /// The operator's network policy applies to downloads as it does to sources.
+    pub fetch: Option<(Arc<FetchConfig>, Arc<FetchStats>, NetworkPolicy)>,
 }
 
 /// The guest's view of a phase.
@@ -252,7 +254,7 @@ fn store(
             .map_err(|e| anyhow!("granting the env dir: {e}"))?;
     }
     let fetcher = match (info, &grants.fetch) {
-        (Some(info), Some((config, stats))) => {
+        (Some(info), Some((config, stats, network))) => {
             let mut dirs = Vec::new();
             if let Some((app, FsPerms::ReadWrite)) = &grants.app {
                 dirs.push((APP, app.clone()));
@@ -267,6 +269,7 @@ fn store(
                 dirs,
                 guard.deadline,
                 stats.clone(),
+                network.clone(),
             )))
         }
         _ => None,

@@ -290,7 +290,7 @@ const MAX_REDIRECTS: u32 = 5;
 /// address used, on the first request and on every redirect: a name that resolves to a public
 /// address when asked once and to a private one the next time (DNS rebinding) gains nothing.
 #[derive(Debug)]
-struct PolicyResolver(NetworkPolicy);
+pub(crate) struct PolicyResolver(pub(crate) NetworkPolicy);
 
 /// A refused address, carried through ureq as `Error::Other`.
 #[derive(Debug)]

@@ -275,6 +275,22 @@ fn hosts_outside_the_grants_are_refused_by_name() {
 }
 
 #[test]
+fn the_operators_network_policy_applies_to_granted_hosts_too() {
+    let origin = Origin::start();
+    let url = origin.route("/x", Route::Body(b"x".to_vec()));
+    let tmp = tempfile::tempdir().unwrap();
+    // Granted by name, but it resolves to loopback, which the operator forbids.
+    let run = fetch_run(
+        tmp.path(),
+        &[("FETCH_URL", &url)],
+        &["--allow-host", &origin.grant(), "--deny-private-sources"],
+    );
+    assert!(!run.ok(), "{}", run.all());
+    assert!(run.all().contains("loopback"), "{}", run.all());
+    assert_eq!(origin.bodies(), 0, "no connection was made");
+}
+
+#[test]
 fn a_redirect_out_of_the_grants_is_refused() {
     let origin = Origin::start();
     origin.route("/inside", Route::Body(b"fine".to_vec()));
