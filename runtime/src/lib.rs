@@ -48,6 +48,8 @@ mod engine;
 mod fetch;
 mod git;
 #[cfg(feature = "engine")]
+mod gzip;
+#[cfg(feature = "engine")]
 mod integrity;
 #[cfg(feature = "engine")]
 mod lifecycle;

@@ -3,7 +3,8 @@
 //!
 //! Entries are written depth first with siblings sorted by raw name bytes (as
 //! `tar --sort=name`), every header is built here (mtime 1980-01-01T00:00:01Z, uid/gid 0, no user
-//! or group names, modes 0755/0644), and the gzip header has no mtime or name. The app dir was
+//! or group names, modes 0755/0644), and the gzip header has no mtime or name. Compression runs on
+//! every core in fixed-size chunks (see `gzip`), so the bytes do not depend on the machine. The app dir was
 //! written by a buildpack, so it is hostile: nothing here follows a symlink, symlinks must resolve
 //! inside the app, and FIFOs, sockets and devices are refused rather than opened.
 
@@ -18,14 +19,13 @@ use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use crate::confine;
+use crate::gzip::ParallelGz;
 use crate::limits::LimitExceeded;
 
 /// The fixed mtime of every entry: 1980-01-01T00:00:01Z, as Cloud Native Buildpacks use.
 pub const SLUG_MTIME: u64 = 315_532_801;
 /// Deflate level: gzip's default, the usual size/speed balance.
 const LEVEL: u32 = 6;
-/// The OS byte gzip(1) writes on Unix.
-const GZIP_OS_UNIX: u8 = 3;
 
 /// A packed slug.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +115,8 @@ pub(crate) fn pack(
         size: 0,
         limit,
     };
-    let gz = flate2::GzBuilder::new()
-        .operating_system(GZIP_OS_UNIX)
-        .write(output, flate2::Compression::new(LEVEL));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gz = ParallelGz::new(output, LEVEL, threads);
     let mut tar = tar::Builder::new(gz);
     let mut packer = Packer {
         root: &dir,
@@ -318,7 +317,7 @@ mod tests {
         let (size, sum) = pack(&app, &tmp.path().join("slug.tgz"), 1 << 20, far()).unwrap();
         // Changes only when the slug format or the deflate backend changes: both are breaking.
         assert_eq!(
-            sum, "SHA256:3d8e51aad5fe1fa79e7e6c514a63302936df24a3e503b6a95b805a0b23d0e7d1",
+            sum, "SHA256:9b03dc476dc9d443e2856c9d27388f6cf61faf2e2c3a2877f2554d47e39b7398",
             "slug format changed (size {size})"
         );
     }
