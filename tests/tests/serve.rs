@@ -883,7 +883,8 @@ fn responses_match_herokus_schema() {
 
 #[test]
 fn unused_uploads_expire() {
-    let daemon = Daemon::start(&["--source-ttl", "1"]);
+    // Long enough for the upload to land first on a loaded machine, short enough to wait out.
+    let daemon = Daemon::start(&["--source-ttl", "3"]);
     let source = daemon.call("POST", "/sources", None).json();
     let (put_url, get_url) = (
         source["source_blob"]["put_url"]
@@ -902,8 +903,8 @@ fn unused_uploads_expire() {
     assert_eq!(request("GET", &get_url, &[], None).status, 200);
     let blobs = daemon.data_dir.join("blobs/sha256");
     assert_eq!(list_tree(&blobs).iter().filter(|p| p.len() > 64).count(), 1);
-    // Expiry times have one-second resolution: wait past the next whole second.
-    std::thread::sleep(Duration::from_millis(2100));
+    // Expiry times have one-second resolution: wait past the TTL and the next whole second.
+    std::thread::sleep(Duration::from_millis(4100));
     assert_eq!(request("GET", &get_url, &[], None).status, 404);
     assert_eq!(request("PUT", &put_url, &[], Some(b"again")).status, 404);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
