@@ -110,13 +110,15 @@ impl<W: Write> ParallelGz<W> {
                     .collect()
             })
         };
-        for output in outputs {
-            self.inner.write_all(&output?)?;
-        }
+        // The state moves on before the writes, so a failed write (the slug limit, a full disk)
+        // leaves a writer that can still be written to, as tar's drop does, without panicking.
         if let Some(chunk) = chunks.last() {
             self.window = window_of(chunk).to_vec();
         }
         self.pending = vec![tail.unwrap_or_else(|| Vec::with_capacity(CHUNK))];
+        for output in outputs {
+            self.inner.write_all(&output?)?;
+        }
         Ok(())
     }
 }
@@ -126,10 +128,10 @@ impl<W: Write> Write for ParallelGz<W> {
         let written = buf.len();
         self.crc.update(buf);
         while !buf.is_empty() {
-            let current = self
-                .pending
-                .last_mut()
-                .expect("always a chunk being filled");
+            if self.pending.is_empty() {
+                self.pending.push(Vec::with_capacity(CHUNK));
+            }
+            let current = self.pending.last_mut().expect("pushed above");
             let take = (CHUNK - current.len()).min(buf.len());
             current.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
@@ -227,6 +229,43 @@ mod tests {
                 .unwrap();
             assert_eq!(back, data, "len {len}");
         }
+    }
+
+    /// Fails every write past `room` bytes, as the slug limit does.
+    struct Cramped {
+        room: usize,
+        written: usize,
+    }
+
+    impl Write for Cramped {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.written + buf.len() > self.room {
+                return Err(io::Error::other("no room"));
+            }
+            self.written += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_after_a_failed_write_return_errors_not_panics() {
+        let data: Vec<u8> = (0..12 * CHUNK).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut w = ParallelGz::new(
+            Cramped {
+                room: 100,
+                written: 0,
+            },
+            6,
+            2,
+        );
+        assert!(w.write_all(&data).is_err(), "the limit is reported");
+        // tar's Builder writes its trailer on drop, after the error: that must not panic.
+        let _ = w.write_all(&[0u8; 1024]);
+        let _ = w.write_all(&data[..3 * CHUNK]);
+        assert!(w.finish().is_err());
     }
 
     #[test]
