@@ -307,6 +307,11 @@ pub struct FetchArgs {
     /// Largest single download, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_download: u64,
+
+    /// Size the download cache is trimmed to after a build that downloaded something, least
+    /// recently used first, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 10 * 1024)]
+    pub download_cache_limit: u64,
 }
 
 impl FetchArgs {
@@ -316,6 +321,7 @@ impl FetchArgs {
             grants: self.allow_hosts.clone(),
             cache_dir: self.download_cache.clone().or(default_cache),
             max_bytes: self.max_download << 20,
+            cache_limit: self.download_cache_limit << 20,
             ..Default::default()
         }
     }

@@ -40,6 +40,9 @@ pub struct FetchConfig {
     pub max_bytes: u64,
     /// Longest one download may take (the build's own time limit applies as well).
     pub timeout: Duration,
+    /// Size the download cache is trimmed to after each build that downloaded something, least
+    /// recently used bodies first.
+    pub cache_limit: u64,
 }
 
 impl Default for FetchConfig {
@@ -49,6 +52,7 @@ impl Default for FetchConfig {
             cache_dir: None,
             max_bytes: 1 << 30,
             timeout: Duration::from_secs(300),
+            cache_limit: 10 << 30,
         }
     }
 }
@@ -453,6 +457,13 @@ impl DownloadCache {
         self.dir.join("blobs").join(sha256)
     }
 
+    /// Marks a body as just used, for the least-recently-used trim.
+    fn touch(&self, sha256: &str) {
+        if let Ok(file) = std::fs::File::options().write(true).open(self.blob(sha256)) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     fn by_digest(&self, digest: &Integrity) -> Option<String> {
         let sha256 = std::fs::read_to_string(self.dir.join("digests").join(digest.key())).ok()?;
         let sha256 = sha256.trim().to_string();
@@ -514,6 +525,7 @@ impl DownloadCache {
     /// its file and must not change the cache).
     fn install(&self, sha256: &str, root: &Path, rel: &Path, limit: u64) -> Result<u64, String> {
         let blob = self.blob(sha256);
+        self.touch(sha256);
         let len = std::fs::metadata(&blob)
             .map_err(|e| format!("reading the download cache: {e}"))?
             .len();
@@ -524,6 +536,37 @@ impl DownloadCache {
         }
         install_file(&blob, root, rel)
     }
+}
+
+/// Trims the download cache in `dir` to `limit` bytes of bodies, least recently used first.
+/// Pointers (`digests/`, `urls/`) to a removed body are misses next time, not errors. Returns the
+/// bytes removed.
+pub(crate) fn trim_cache(dir: &Path, limit: u64) -> std::io::Result<u64> {
+    let mut blobs = Vec::new();
+    let mut total = 0u64;
+    let entries = match std::fs::read_dir(dir.join("blobs")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+            blobs.push((meta.modified()?, entry.path(), meta.len()));
+        }
+    }
+    blobs.sort();
+    let mut removed = 0;
+    for (_, path, len) in blobs {
+        if total - removed <= limit {
+            break;
+        }
+        std::fs::remove_file(&path)?;
+        removed += len;
+    }
+    Ok(removed)
 }
 
 /// Writes `from` to `root/rel` through a capability on `root` (so a symlink the buildpack planted
@@ -550,5 +593,36 @@ fn install_file(from: &Path, root: &Path, rel: &Path) -> Result<u64, String> {
             let _ = dir.remove_file(&tmp);
             Err(fail(e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_cache;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_cache_is_trimmed_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let now = SystemTime::now();
+        for (name, age) in [("old", 300), ("middle", 200), ("new", 100)] {
+            std::fs::write(blobs.join(name), vec![0u8; 1000]).unwrap();
+            let file = std::fs::File::options()
+                .write(true)
+                .open(blobs.join(name))
+                .unwrap();
+            file.set_modified(now - Duration::from_secs(age)).unwrap();
+        }
+        assert_eq!(trim_cache(dir.path(), 3000).unwrap(), 0, "within the limit");
+        assert_eq!(trim_cache(dir.path(), 2000).unwrap(), 1000);
+        assert!(!blobs.join("old").exists());
+        assert!(blobs.join("middle").exists() && blobs.join("new").exists());
+        assert_eq!(trim_cache(dir.path(), 0).unwrap(), 2000);
+        assert_eq!(
+            trim_cache(tempfile::tempdir().unwrap().path(), 0).unwrap(),
+            0
+        );
     }
 }

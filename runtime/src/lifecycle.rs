@@ -315,6 +315,17 @@ impl Runtime {
             })?;
         }
 
+        if fetch_stats.downloads() > 0
+            && let Some(dir) = &self.fetch.cache_dir
+        {
+            let (dir, limit) = (dir.clone(), self.fetch.cache_limit);
+            match tokio::task::spawn_blocking(move || crate::fetch::trim_cache(&dir, limit)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!("download cache trimmed by {removed} bytes"),
+                Ok(Err(e)) => tracing::warn!("trimming the download cache: {e}"),
+                Err(e) => tracing::warn!("trimming the download cache: {e}"),
+            }
+        }
         if fetch_stats.downloads() + fetch_stats.cached() > 0 {
             log.host(&format!(
                 "-----> Fetched {} files: {} downloaded ({}), {} from the download cache",

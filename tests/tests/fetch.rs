@@ -202,6 +202,38 @@ fn granted_fetch_lands_in_the_slug_and_the_second_build_downloads_nothing() {
 }
 
 #[test]
+fn the_download_cache_is_trimmed_to_its_limit_least_recently_used_first() {
+    let origin = Origin::start();
+    let a = origin.route("/a", Route::Body(vec![1u8; 700 << 10]));
+    let b = origin.route("/b", Route::Body(vec![2u8; 700 << 10]));
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = [
+        "--allow-host",
+        &origin.grant(),
+        "--download-cache-limit",
+        "1",
+    ];
+    let blobs = || {
+        std::fs::read_dir(tmp.path().join("downloads/blobs"))
+            .unwrap()
+            .count()
+    };
+    assert!(fetch_run(tmp.path(), &[("FETCH_URL", &a)], &flags).ok());
+    assert_eq!(blobs(), 1);
+    // 1.4 MiB would be over the 1 MiB limit: the older body goes.
+    assert!(fetch_run(tmp.path(), &[("FETCH_URL", &b)], &flags).ok());
+    assert_eq!(blobs(), 1);
+    assert_eq!(origin.bodies(), 2);
+    let again = fetch_run(tmp.path(), &[("FETCH_URL", &a)], &flags);
+    assert!(
+        again.ok() && again.stdout.contains("cache=false"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(origin.bodies(), 3, "the trimmed body is downloaded again");
+}
+
+#[test]
 fn hosts_outside_the_grants_are_refused_by_name() {
     let origin = Origin::start();
     let url = origin.route("/x", Route::Body(b"x".to_vec()));
