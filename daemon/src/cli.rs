@@ -208,28 +208,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub require_https: bool,
 
-    /// Refuse source URLs (and every redirect hop) whose host resolves to a loopback, private
-    /// (RFC 1918, ULA), shared, link-local (cloud metadata) or unspecified address. The address
-    /// checked is the one connected to, so DNS rebinding does not get around it.
-    #[arg(long)]
-    pub deny_private_sources: bool,
-
-    /// An address allowed despite --deny-private-sources, e.g. an internal mirror (repeatable).
-    #[arg(
-        long = "allow-source-ip",
-        value_name = "IP",
-        requires = "deny_private_sources"
-    )]
-    pub allow_source_ips: Vec<std::net::IpAddr>,
-
-    /// Give up on a source download that receives nothing for this long, or less than
-    /// --source-min-rate on average over this long, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub source_stall_timeout: u64,
-
-    /// The slowest a source download may be, in bytes per second (see --source-stall-timeout).
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
-    pub source_min_rate: u64,
+    /// Which networks source downloads may reach, and how slow they may be.
+    #[command(flatten)]
+    pub source_net: SourceNetArgs,
 
     /// Limit on each buildpack's cache directory, in MiB. A buildpack that writes more fails its
     /// build, and its cache is emptied.
@@ -283,6 +264,48 @@ pub struct ServeArgs {
     /// What buildpacks may download.
     #[command(flatten)]
     pub fetch: FetchArgs,
+}
+
+/// Which networks source downloads (and `fetch`) may reach, and how slow they may be.
+#[derive(Debug, Clone, Args)]
+pub struct SourceNetArgs {
+    /// Refuse source URLs (and every redirect hop) whose host resolves to a loopback, private
+    /// (RFC 1918, ULA), shared, link-local (cloud metadata) or unspecified address. The address
+    /// checked is the one connected to, so DNS rebinding does not get around it.
+    #[arg(long)]
+    pub deny_private_sources: bool,
+
+    /// An address allowed despite --deny-private-sources, e.g. an internal mirror (repeatable).
+    #[arg(
+        long = "allow-source-ip",
+        value_name = "IP",
+        requires = "deny_private_sources"
+    )]
+    pub allow_source_ips: Vec<std::net::IpAddr>,
+
+    /// Give up on a source download that receives nothing for this long, or less than
+    /// --source-min-rate on average over this long, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub source_stall_timeout: u64,
+
+    /// The slowest a source download may be, in bytes per second (see --source-stall-timeout).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub source_min_rate: u64,
+}
+
+impl SourceNetArgs {
+    /// `limits` with these settings.
+    pub fn apply(&self, limits: buildd_runtime::SourceLimits) -> buildd_runtime::SourceLimits {
+        buildd_runtime::SourceLimits {
+            stall_timeout: std::time::Duration::from_secs(self.source_stall_timeout.max(1)),
+            min_rate: self.source_min_rate,
+            network: buildd_runtime::NetworkPolicy {
+                deny_private: self.deny_private_sources,
+                allow: self.allow_source_ips.clone(),
+            },
+            ..limits
+        }
+    }
 }
 
 /// What buildpacks may download through `fetch`: nothing unless granted here.
@@ -416,28 +439,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
     pub max_unpacked: u64,
 
-    /// Refuse source URLs (and every redirect hop) whose host resolves to a loopback, private
-    /// (RFC 1918, ULA), shared, link-local (cloud metadata) or unspecified address. The address
-    /// checked is the one connected to, so DNS rebinding does not get around it.
-    #[arg(long)]
-    pub deny_private_sources: bool,
-
-    /// An address allowed despite --deny-private-sources, e.g. an internal mirror (repeatable).
-    #[arg(
-        long = "allow-source-ip",
-        value_name = "IP",
-        requires = "deny_private_sources"
-    )]
-    pub allow_source_ips: Vec<std::net::IpAddr>,
-
-    /// Give up on a source download that receives nothing for this long, or less than
-    /// --source-min-rate on average over this long, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub source_stall_timeout: u64,
-
-    /// The slowest a source download may be, in bytes per second (see --source-stall-timeout).
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
-    pub source_min_rate: u64,
+    /// Which networks source downloads may reach, and how slow they may be.
+    #[command(flatten)]
+    pub source_net: SourceNetArgs,
 
     /// Limit on each buildpack's cache directory, in MiB. A buildpack that writes more fails its
     /// build, and its cache is emptied.

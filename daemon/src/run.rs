@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use buildd_runtime::{
-    BuildRequest, Buildpack, Limits, NetworkPolicy, Runtime, RuntimeConfig, Source, SourceLimits,
-    Stream,
+    BuildRequest, Buildpack, Limits, Runtime, RuntimeConfig, Source, SourceLimits, Stream,
 };
 
 use crate::cli::RunArgs;
@@ -85,16 +84,10 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             log_bytes: args.log_limit << 10,
             slug_size: args.slug_limit << 20,
             cache_size: args.cache_limit << 20,
-            source: SourceLimits {
+            source: args.source_net.apply(SourceLimits {
                 unpacked_bytes: args.max_unpacked << 20,
-                stall_timeout: Duration::from_secs(args.source_stall_timeout.max(1)),
-                min_rate: args.source_min_rate,
-                network: NetworkPolicy {
-                    deny_private: args.deny_private_sources,
-                    allow: args.allow_source_ips.clone(),
-                },
                 ..SourceLimits::default()
-            },
+            }),
         },
     };
     let sink = Arc::new(|stream: Stream, line: &str| {

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::allow::{Allowlist, HostGrant};
-use crate::integrity::{Hasher, Integrity};
 use crate::limits::NetworkPolicy;
 use crate::source::PolicyResolver;
+use buildd_digest::{Algorithm, Hash, Hasher, Integrity};
 
 /// Redirects followed per download, each checked against the grants.
 const MAX_REDIRECTS: usize = 5;
@@ -144,7 +144,7 @@ impl Fetcher {
             .as_deref()
             .map(Integrity::parse)
             .transpose()
-            .map_err(fail)?;
+            .map_err(|e| fail(format!("{e:#}")))?;
         let cache = match &self.config.cache_dir {
             Some(dir) => Some(DownloadCache::open(dir).map_err(fail)?),
             None => None,
@@ -192,10 +192,11 @@ impl Fetcher {
                 validators,
             } => {
                 if let (Some(expected), Some(seen)) = (&expected, &seen)
-                    && expected != seen
+                    && !expected.matches(&seen.digest)
                 {
                     return Err(fail(format!(
-                        "integrity mismatch: expected {expected}, got {seen}"
+                        "integrity mismatch: expected {expected}, got {}",
+                        seen.to_sri()
                     )));
                 }
                 self.stats.downloads.fetch_add(1, Ordering::Relaxed);
@@ -381,7 +382,7 @@ impl Fetcher {
                 last_modified: header("last-modified"),
             };
             let mut body = response.into_body().into_reader();
-            let mut hasher = Hasher::new(expected);
+            let mut hasher = BodyHasher::new(expected);
             let mut size = 0u64;
             let mut buf = vec![0u8; 64 << 10];
             loop {
@@ -415,11 +416,62 @@ impl Fetcher {
     }
 }
 
+/// Hashes a body with sha256 (it names the body in the cache) and, when a digest is expected in
+/// another algorithm, with that one too.
+struct BodyHasher {
+    sha256: Hasher,
+    other: Option<Hasher>,
+}
+
+impl BodyHasher {
+    fn new(expected: Option<&Integrity>) -> Self {
+        BodyHasher {
+            sha256: Algorithm::Sha256.hasher(),
+            other: expected
+                .map(Integrity::algorithm)
+                .filter(|a| *a != Algorithm::Sha256)
+                .map(Algorithm::hasher),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        if let Some(other) = &mut self.other {
+            other.update(bytes);
+        }
+    }
+
+    /// The sha256 (hex) and, for `expected`, the hash actually seen in its algorithm.
+    fn finish(self, expected: Option<&Integrity>) -> (String, Option<Hash>) {
+        let sha256 = self.sha256.finish();
+        let seen = expected.map(|e| Hash {
+            algorithm: e.algorithm(),
+            digest: match self.other {
+                Some(other) => other.finish(),
+                None => sha256.clone(),
+            },
+        });
+        (hex::encode(sha256), seen)
+    }
+}
+
+/// The download cache's name for a digest: the first hash of the strongest algorithm, as
+/// `sha512-<hex>`.
+fn digest_key(digest: &Integrity) -> String {
+    let algorithm = digest.algorithm();
+    let hash = digest
+        .hashes()
+        .iter()
+        .find(|h| h.algorithm == algorithm)
+        .expect("the strongest algorithm has a hash");
+    format!("{}-{}", algorithm, hex::encode(&hash.digest))
+}
+
 enum Download {
     NotModified,
     Body {
         sha256: String,
-        seen: Option<Integrity>,
+        seen: Option<Hash>,
         size: u64,
         validators: Validators,
     },
@@ -465,7 +517,8 @@ impl DownloadCache {
     }
 
     fn by_digest(&self, digest: &Integrity) -> Option<String> {
-        let sha256 = std::fs::read_to_string(self.dir.join("digests").join(digest.key())).ok()?;
+        let sha256 =
+            std::fs::read_to_string(self.dir.join("digests").join(digest_key(digest))).ok()?;
         let sha256 = sha256.trim().to_string();
         self.blob(&sha256).is_file().then_some(sha256)
     }
@@ -499,7 +552,7 @@ impl DownloadCache {
     }
 
     fn remember_digest(&self, digest: &Integrity, sha256: &str) -> Result<(), String> {
-        self.write_small(&self.dir.join("digests").join(digest.key()), sha256)
+        self.write_small(&self.dir.join("digests").join(digest_key(digest)), sha256)
     }
 
     fn remember_url(&self, url: &str, sha256: &str, v: &Validators) -> Result<(), String> {

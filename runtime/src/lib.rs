@@ -50,8 +50,6 @@ mod git;
 #[cfg(feature = "engine")]
 mod gzip;
 #[cfg(feature = "engine")]
-mod integrity;
-#[cfg(feature = "engine")]
 mod lifecycle;
 mod limits;
 #[cfg(feature = "engine")]
@@ -73,8 +71,6 @@ pub use engine::{Buildpack, BuildpackInfo, Runtime, RuntimeConfig, SUPPORTED_API
 #[cfg(feature = "engine")]
 pub use fetch::{FetchConfig, FetchStats};
 pub use git::GitSource;
-#[cfg(feature = "engine")]
-pub use integrity::{Algorithm, Integrity};
 #[cfg(feature = "engine")]
 pub use lifecycle::{BuildError, BuildOutcome, BuildRequest, FetchSummary};
 pub use limits::{LimitExceeded, Limits, NetworkPolicy, SourceLimits, address_class, human};

@@ -39,7 +39,9 @@
 #![deny(missing_docs)]
 
 mod context;
-pub mod digest;
+/// Checking downloads and files against expected digests (npm `integrity`, `algo:hex`); the
+/// host reads digests with the same crate.
+pub use buildd_digest as digest;
 pub mod fetch;
 pub mod fs;
 #[cfg(all(feature = "harness", not(target_arch = "wasm32")))]

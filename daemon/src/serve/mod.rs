@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use buildd_runtime::{Buildpack, NetworkPolicy, Runtime, RuntimeConfig, SourceLimits};
+use buildd_runtime::{Buildpack, Runtime, RuntimeConfig, SourceLimits};
 
 use crate::cli::ServeArgs;
 use crate::embedded::FIRST_PARTY;
@@ -162,15 +162,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             build_timeout: Duration::from_secs(args.build_timeout),
             source_ttl: Duration::from_secs(args.source_ttl),
             keepalive: Duration::from_millis(args.stream_keepalive_ms.max(1)),
-            source_limits: SourceLimits {
-                stall_timeout: Duration::from_secs(args.source_stall_timeout.max(1)),
-                min_rate: args.source_min_rate,
-                network: NetworkPolicy {
-                    deny_private: args.deny_private_sources,
-                    allow: args.allow_source_ips.clone(),
-                },
-                ..SourceLimits::default()
-            },
+            source_limits: args.source_net.apply(SourceLimits::default()),
             cache_limit: args.cache_limit << 20,
             max_buildpack_size: args.max_buildpack_size << 20,
             compile_timeout: Duration::try_from_secs_f64(args.buildpack_compile_timeout)

@@ -6,12 +6,12 @@
 //! OCI and Docker digests, `SHASUMS256.txt` lines and lockfiles of other ecosystems).
 //!
 //! ```
-//! use buildd_sdk::digest::Integrity;
+//! use buildd_digest::Integrity;
 //!
 //! let expected = Integrity::parse("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")?;
 //! expected.verify(b"hello")?;
 //! assert!(expected.verify(b"hellO").is_err());
-//! # Ok::<(), buildd_sdk::Error>(())
+//! # Ok::<(), anyhow::Error>(())
 //! ```
 
 use std::fmt;
@@ -159,7 +159,7 @@ impl Integrity {
     /// Parses `sha512-<base64>` (SRI; several, space-separated, allowed; `?options` suffixes
     /// ignored as the SRI spec says) or `sha256:<hex>`. Unknown algorithms in an SRI list are
     /// skipped, as browsers and npm do, but at least one known hash must remain.
-    pub fn parse(text: &str) -> crate::Result<Self> {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
         let text = text.trim();
         if let Some((algo, hex_digest)) = text.split_once(':')
             && !text.contains(char::is_whitespace)
@@ -176,7 +176,7 @@ impl Integrity {
         let mut hashes = Vec::new();
         for token in text.split_whitespace() {
             let Some((algo, rest)) = token.split_once('-') else {
-                crate::bail!("integrity {token:?} is not `algorithm-base64`");
+                anyhow::bail!("integrity {token:?} is not `algorithm-base64`");
             };
             let Some(algorithm) = Algorithm::parse(algo) else {
                 continue;
@@ -189,7 +189,7 @@ impl Integrity {
             hashes.push(Hash { algorithm, digest });
         }
         if hashes.is_empty() {
-            crate::bail!("integrity {text:?} has no sha1, sha256, sha384 or sha512 hash");
+            anyhow::bail!("integrity {text:?} has no sha1, sha256, sha384 or sha512 hash");
         }
         Ok(Integrity { hashes })
     }
@@ -217,21 +217,21 @@ impl Integrity {
     }
 
     /// Checks bytes; the error shows the expected and the actual digest.
-    pub fn verify(&self, bytes: &[u8]) -> crate::Result<()> {
+    pub fn verify(&self, bytes: &[u8]) -> anyhow::Result<()> {
         let mut hasher = self.algorithm().hasher();
         hasher.update(bytes);
         self.check(hasher.finish())
     }
 
     /// Checks everything `reader` yields, streaming.
-    pub fn verify_reader(&self, mut reader: impl Read) -> crate::Result<()> {
+    pub fn verify_reader(&self, mut reader: impl Read) -> anyhow::Result<()> {
         let mut hasher = self.algorithm().hasher();
         std::io::copy(&mut reader, &mut hasher).context("reading the data to verify")?;
         self.check(hasher.finish())
     }
 
     /// Checks a file's contents; the error names the file.
-    pub fn verify_file(&self, path: impl AsRef<Path>) -> crate::Result<()> {
+    pub fn verify_file(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
         let path = path.as_ref();
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -239,7 +239,7 @@ impl Integrity {
             .with_context(|| format!("verifying {}", path.display()))
     }
 
-    fn check(&self, actual: Vec<u8>) -> crate::Result<()> {
+    fn check(&self, actual: Vec<u8>) -> anyhow::Result<()> {
         if self.matches(&actual) {
             return Ok(());
         }
@@ -253,7 +253,7 @@ impl Integrity {
             .filter(|h| h.algorithm == actual.algorithm)
             .map(Hash::to_sri)
             .collect();
-        crate::bail!(
+        anyhow::bail!(
             "integrity mismatch: expected {}, got {}",
             expected.join(" or "),
             actual.to_sri()
@@ -262,8 +262,8 @@ impl Integrity {
 }
 
 impl std::str::FromStr for Integrity {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
         Integrity::parse(s)
     }
 }
@@ -275,9 +275,9 @@ impl fmt::Display for Integrity {
     }
 }
 
-fn check_len(algorithm: Algorithm, digest: &[u8], text: &str) -> crate::Result<()> {
+fn check_len(algorithm: Algorithm, digest: &[u8], text: &str) -> anyhow::Result<()> {
     if digest.len() != algorithm.len() {
-        crate::bail!(
+        anyhow::bail!(
             "digest {text:?} has {} bytes, {algorithm} has {}",
             digest.len(),
             algorithm.len()
