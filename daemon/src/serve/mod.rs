@@ -91,17 +91,25 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("buildd-data"))
 }
 
-/// Opens the database in a data dir (creating both as needed).
-pub fn open_db(data_dir: &std::path::Path) -> Result<db::Db> {
-    std::fs::create_dir_all(data_dir)
+/// Opens the database the storage flags name (creating the data dir as needed).
+pub fn open_db(storage: &crate::cli::StorageArgs) -> Result<db::Db> {
+    let data_dir = storage.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    db::Db::open(&data_dir.join("buildd.sqlite3"))
+    match &storage.database {
+        Some(url) => db::Db::open(url),
+        None => db::Db::open(&data_dir.join("buildd.sqlite3").to_string_lossy()),
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let db = open_db(&data_dir)?;
+    let data_dir = args
+        .storage
+        .data_dir
+        .clone()
+        .unwrap_or_else(default_data_dir);
+    let db = open_db(&args.storage)?;
     let blobs = blobs::Blobs::new(&data_dir)?;
     let work = data_dir.join("work");
     // Scratch dirs of builds that were running when the daemon stopped.
@@ -351,8 +359,7 @@ async fn shutdown_signal() {
 /// `buildd tokens ...`.
 pub fn tokens(args: crate::cli::TokensArgs) -> Result<()> {
     use crate::cli::TokensCommand;
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let db = open_db(&data_dir)?;
+    let db = open_db(&args.storage)?;
     match args.command {
         TokensCommand::Create { email, description } => {
             let token = db::new_secret();
