@@ -62,7 +62,8 @@ pub struct ServeConfig {
 pub struct ServerState {
     pub db: db::Db,
     pub blobs: blobs::Blobs,
-    pub logs: logs::LiveLogs,
+    /// Wakes readers of build output.
+    pub log_events: logs::LogEvents,
     pub queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub runtime: Runtime,
@@ -153,11 +154,22 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    let lease = Duration::try_from_secs_f64(args.lease_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--lease-timeout must be a positive number of seconds")?;
     let state = Arc::new(ServerState {
         db,
         blobs,
-        logs: logs::LiveLogs::default(),
-        queue: queue::Queue::new(concurrency),
+        log_events: logs::LogEvents::default(),
+        queue: queue::Queue::new(queue::QueueConfig {
+            node: node.clone(),
+            concurrency,
+            lease,
+            attempts: args.build_attempts.max(1),
+            poll: Duration::from_millis(args.claim_interval_ms.max(10)),
+        }),
         metrics: metrics::Metrics::default(),
         runtime,
         registry,
@@ -179,7 +191,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     });
 
     load_uploaded_buildpacks(&state).await?;
-    recover(&state).await?;
+    let listener_state = state.clone();
+    state.db.listen(
+        &[db::claims::QUEUE_CHANNEL, db::claims::LOG_CHANNEL],
+        move |channel, payload| {
+            if channel == db::claims::QUEUE_CHANNEL {
+                listener_state.queue.wake();
+            } else {
+                listener_state.log_events.wake(payload);
+            }
+        },
+    );
+    queue::Queue::start(state.clone()).await?;
     spawn_janitor(state.clone());
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -190,7 +213,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     println!("buildd listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tracing::info!(%addr, concurrency, "serving");
+    tracing::info!(%addr, concurrency, %node, "serving");
 
     let grace = Duration::from_secs(args.shutdown_grace);
     let shutdown_state = state.clone();
@@ -249,36 +272,13 @@ async fn serve_http(
     graceful.shutdown().await;
 }
 
-/// On start: builds that were running when the daemon died are failed (their partial work is
-/// gone with the process); builds that had not started are queued again, in order.
-async fn recover(state: &Arc<ServerState>) -> Result<()> {
-    const REASON: &str = "daemon restarted during build";
-    let interrupted = state.db.fail_interrupted_builds(REASON.to_string()).await?;
-    for id in &interrupted {
-        let mut text = state
-            .db
-            .log(id.clone())
-            .await?
-            .map(|(t, _)| t)
-            .unwrap_or_default();
-        text.extend_from_slice(format!(" !     {REASON}\n").as_bytes());
-        let lines = vec![db::LogLine {
-            stream: "STDOUT".into(),
-            line: format!(" !     {REASON}"),
-        }];
-        state.db.save_log(id.clone(), text, lines).await?;
-    }
-    if !interrupted.is_empty() {
-        tracing::warn!(
-            count = interrupted.len(),
-            "failed builds interrupted by a restart"
-        );
-    }
-    for build in state.db.pending_builds().await? {
-        state.logs.open(&build.id);
-        state.queue.enqueue(state.clone(), build);
-    }
-    Ok(())
+/// The machine's host name: the default node name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "buildd".to_string())
 }
 
 /// Loads the buildpacks uploaded through the API in earlier runs (their components were compiled

@@ -19,6 +19,7 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -109,9 +110,16 @@ impl Daemon {
 
     /// Starts a daemon on `data_dir` (keeping what is there).
     pub fn on(data_dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::with_env(data_dir, extra, &[])
+    }
+
+    /// Starts a daemon on `data_dir` with `env` set for it and for `buildd tokens create`
+    /// (`BUILDD_DATABASE`, `BUILDD_BLOB_STORE`, `AWS_*` for shared storage).
+    pub fn with_env(data_dir: &Path, extra: &[&str], env: &[(String, String)]) -> Daemon {
         let output = Command::new(buildd_bin())
             .args(["tokens", "create", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().cloned())
             .output()
             .unwrap();
         assert!(output.status.success(), "{output:?}");
@@ -131,6 +139,7 @@ impl Daemon {
             data_dir: data_dir.to_path_buf(),
             child: None,
             args,
+            env: env.to_vec(),
             _tmp: None,
         };
         daemon.spawn("127.0.0.1:0");
@@ -142,6 +151,7 @@ impl Daemon {
             .arg("serve")
             .args(["--listen", listen])
             .args(&self.args)
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

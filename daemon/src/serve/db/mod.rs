@@ -5,6 +5,7 @@
 //! plug in for the scale-out work. rusqlite is synchronous, so every call runs on the blocking
 //! pool behind one connection (SQLite has one writer anyway).
 
+pub mod claims;
 mod postgres;
 pub mod sql;
 mod sqlite;
@@ -139,6 +140,7 @@ CREATE TABLE build_log_chunks (
     build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     text BLOB NOT NULL,
+    lines TEXT NOT NULL,
     PRIMARY KEY (build_id, seq)
 );
 "#,
@@ -246,9 +248,12 @@ pub struct Build {
     pub release_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    pub started_at: Option<String>,
     /// What ran, with digests; set when the build succeeded.
     pub used_buildpacks: Option<Vec<UsedBuildpack>>,
+    /// The node running it, while one does.
+    pub node: Option<String>,
+    /// How many times it was started.
+    pub attempts: i64,
 }
 
 /// What a new build needs.
@@ -377,7 +382,7 @@ fn app_row(r: &Row) -> Result<App> {
 const BUILD_COLUMNS: &str = "b.id, b.seq, b.app_id, b.status, b.source_url, b.source_checksum, \
      b.source_version, b.source_version_description, b.buildpacks, b.do_release, u.id, u.email, \
      b.output_secret, b.slug_id, b.release_id, b.failure, b.created_at, b.updated_at, b.started_at, \
-     b.used_buildpacks";
+     b.used_buildpacks, b.node, b.attempts";
 
 fn build_row(r: &Row) -> Result<Build> {
     let buildpacks: Option<String> = r.get(8)?;
@@ -400,10 +405,11 @@ fn build_row(r: &Row) -> Result<Build> {
         release_id: r.get(14)?,
         created_at: r.get(16)?,
         updated_at: r.get(17)?,
-        started_at: r.get(18)?,
         used_buildpacks: r
             .get::<Option<String>>(19)?
             .and_then(|j| serde_json::from_str(&j).ok()),
+        node: r.get(20)?,
+        attempts: r.get(21)?,
     })
 }
 
@@ -593,7 +599,7 @@ impl Db {
     /// The user a live token hash belongs to.
     pub async fn user_for_token(&self, hash: String) -> Result<Option<User>> {
         self.call(move |c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 "SELECT u.id, u.email FROM tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.hash = ?1 AND t.revoked_at IS NULL",
                 params![hash],
@@ -603,7 +609,7 @@ impl Db {
                         email: r.get(1)?,
                     })
                 },
-            )?)
+            )
         })
         .await
     }
@@ -818,6 +824,7 @@ impl Db {
                     ts
                 ],
             )?;
+            claims::notify_queue(c)?;
             Ok(find_build(c, "b.id = ?1", &id)?.expect("just inserted"))
         })
         .await
@@ -858,36 +865,25 @@ impl Db {
         .await
     }
 
-    /// Pending builds, oldest first: the queue.
-    pub async fn pending_builds(&self) -> Result<Vec<Build>> {
-        self.call(|c| {
-            c.all(&format!(
-                "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.status = 'pending' ORDER BY b.seq"
-            ), params![], build_row)
-        })
-        .await
-    }
-
-    /// Marks a build as started.
-    pub async fn start_build(&self, id: String) -> Result<()> {
-        self.call(move |c| {
-            c.execute(
-                "UPDATE builds SET started_at = ?2, updated_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Fails a pending build with a reason (no-op if it already finished). True if it changed.
-    pub async fn fail_build(&self, id: String, failure: String) -> Result<bool> {
+    pub async fn fail_build(
+        &self,
+        id: String,
+        failure: String,
+        node: Option<String>,
+    ) -> Result<bool> {
         self.call(move |c| {
-            Ok(c.execute(
+            // With `node`, only while that node holds it: a node that lost its claim (it was
+            // thought dead and the build runs elsewhere) must not fail the other attempt.
+            let changed = c.execute(
                 "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 \
-                 WHERE id = ?1 AND status = 'pending'",
-                params![id, failure, now()],
-            )? == 1)
+                 WHERE id = ?1 AND status = 'pending' AND (?4 IS NULL OR node = ?4)",
+                params![id, failure, now(), node],
+            )? == 1;
+            if changed {
+                claims::notify_queue(c)?;
+            }
+            Ok(changed)
         })
         .await
     }
@@ -903,6 +899,15 @@ impl Db {
     ) -> Result<Build> {
         self.call(move |c| {
             c.transaction(|tx| {
+            // Only the node holding the build may finish it (see `fail_build`).
+            let held = tx.execute(
+                "UPDATE builds SET status = 'succeeded', finished_at = ?3, updated_at = ?3 \
+                 WHERE id = ?1 AND status = 'pending' AND (?2 IS NULL OR node = ?2)",
+                params![build.id, build.node, now()],
+            )?;
+            if held != 1 {
+                anyhow::bail!("build {} is no longer held by this node", build.id);
+            }
             insert_slug(tx, &slug)?;
             let mut release_id = None;
             if build.release {
@@ -915,63 +920,13 @@ impl Db {
                 release_id = Some(release.id);
             }
             tx.execute(
-                "UPDATE builds SET status = 'succeeded', slug_id = ?2, release_id = ?3, finished_at = ?4, updated_at = ?4, \
-                 used_buildpacks = ?5 WHERE id = ?1",
-                params![build.id, slug.id, release_id, now(), serde_json::to_string(&used)?],
+                "UPDATE builds SET slug_id = ?2, release_id = ?3, used_buildpacks = ?4 WHERE id = ?1",
+                params![build.id, slug.id, release_id, serde_json::to_string(&used)?],
             )?;
+            claims::notify_queue(tx)?;
             let done = find_build(tx, "b.id = ?1", &build.id)?.expect("exists");
             Ok(done)
             })
-        })
-        .await
-    }
-
-    /// Builds that had started when the daemon stopped: they are marked failed on start.
-    pub async fn fail_interrupted_builds(&self, reason: String) -> Result<Vec<String>> {
-        self.call(move |c| {
-            let ids: Vec<String> = c.all(
-                "SELECT id FROM builds WHERE status = 'pending' AND started_at IS NOT NULL",
-                params![],
-                |r| r.get(0),
-            )?;
-            for id in &ids {
-                c.execute(
-                    "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 WHERE id = ?1",
-                    params![id, reason, now()],
-                )?;
-            }
-            Ok(ids)
-        })
-        .await
-    }
-
-    /// Stores a finished build's output.
-    pub async fn save_log(
-        &self,
-        build_id: String,
-        text: Vec<u8>,
-        lines: Vec<LogLine>,
-    ) -> Result<()> {
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO build_logs (build_id, text, lines) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (build_id) DO UPDATE SET text = excluded.text, lines = excluded.lines",
-                params![build_id, text, serde_json::to_string(&lines)?],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A finished build's output: the text and its lines.
-    pub async fn log(&self, build_id: String) -> Result<Option<(Vec<u8>, Vec<LogLine>)>> {
-        self.call(move |c| {
-            let row: Option<(Vec<u8>, String)> = c.query_opt(
-                "SELECT text, lines FROM build_logs WHERE build_id = ?1",
-                params![build_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok(row.map(|(text, lines)| (text, serde_json::from_str(&lines).unwrap_or_default())))
         })
         .await
     }
@@ -994,11 +949,11 @@ impl Db {
     pub async fn create_slug(&self, slug: Slug) -> Result<Slug> {
         self.call(move |c| {
             insert_slug(c, &slug)?;
-            Ok(c.query_row(
+            c.query_row(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
                 params![slug.id],
                 slug_row,
-            )?)
+            )
         })
         .await
     }
@@ -1006,11 +961,11 @@ impl Db {
     /// A slug by id.
     pub async fn slug(&self, id: String) -> Result<Option<Slug>> {
         self.call(move |c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
                 params![id],
                 slug_row,
-            )?)
+            )
         })
         .await
     }
@@ -1018,11 +973,11 @@ impl Db {
     /// A slug by its blob secret.
     pub async fn slug_by_secret(&self, secret: String) -> Result<Option<Slug>> {
         self.call(move |c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE blob_secret = ?1"),
                 params![secret],
                 slug_row,
-            )?)
+            )
         })
         .await
     }
@@ -1171,7 +1126,7 @@ impl Db {
     /// An upload slot by its put or get secret.
     pub async fn source_by_secret(&self, secret: String) -> Result<Option<SourceSlot>> {
         self.call(move |c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 "SELECT id, put_secret, get_secret, blob_sha, expires_at FROM sources WHERE put_secret = ?1 OR get_secret = ?1", params![secret],
                 |r| {
                     Ok(SourceSlot {
@@ -1182,7 +1137,7 @@ impl Db {
                         expires_at: r.get(4)?,
                     })
                 },
-            )?)
+            )
         })
         .await
     }
@@ -1286,24 +1241,24 @@ fn apply_migrations(c: &mut Conn) -> Result<()> {
 }
 
 fn find_app(c: &mut Conn, key: &str) -> Result<Option<App>> {
-    Ok(c.query_opt(
+    c.query_opt(
         &format!(
             "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id WHERE {} = ?1",
             app_key(key)
         ),
         params![key],
         app_row,
-    )?)
+    )
 }
 
 fn find_build(c: &mut Conn, filter: &str, value: &str) -> Result<Option<Build>> {
-    Ok(c.query_opt(
+    c.query_opt(
         &format!(
             "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE {filter}"
         ),
         params![value],
         build_row,
-    )?)
+    )
 }
 
 fn config_of(c: &mut Conn, app_id: &str) -> Result<std::collections::BTreeMap<String, String>> {
@@ -1323,14 +1278,14 @@ fn installations_of(c: &mut Conn, app_id: &str) -> Result<Vec<String>> {
 }
 
 fn current_release(c: &mut Conn, app_id: &str) -> Result<Option<Release>> {
-    Ok(c.query_opt(
+    c.query_opt(
         &format!(
             "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id \
              WHERE r.app_id = ?1 AND r.status = 'succeeded' ORDER BY r.version DESC LIMIT 1"
         ),
         params![app_id],
         release_row,
-    )?)
+    )
 }
 
 fn insert_release(
@@ -1360,10 +1315,10 @@ fn insert_release(
          VALUES (?1, ?2, ?3, ?4, ?5, 'succeeded', ?6, ?7, ?8, ?8)",
         params![id, app_id, version, slug_id, description, user_id, serde_json::to_string(config)?, ts],
     )?;
-    Ok(c.query_row(
+    c.query_row(
         &format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.id = ?1"), params![id],
         release_row,
-    )?)
+    )
 }
 
 fn insert_slug(c: &mut Conn, slug: &Slug) -> Result<()> {
