@@ -201,18 +201,25 @@ impl Db {
                     notify(c, QUEUE_CHANNEL, "")?;
                 }
                 // Finished builds whose output never reached build_logs (the node died between
-                // the two writes): their chunks are all there is.
+                // the two writes): their chunks are all there is. Driven by the chunks table,
+                // which holds only builds in flight, so this stays cheap however many builds
+                // an installation has.
                 let orphans: Vec<String> = c.all(
-                    "SELECT b.id FROM builds b WHERE b.status != 'pending' \
-                     AND (b.lease_until IS NULL OR b.lease_until < ?1) \
-                     AND EXISTS (SELECT 1 FROM build_log_chunks k WHERE k.build_id = b.id) \
-                     AND NOT EXISTS (SELECT 1 FROM build_logs l WHERE l.build_id = b.id)",
+                    "SELECT DISTINCT k.build_id FROM build_log_chunks k JOIN builds b ON b.id = k.build_id \
+                     WHERE b.status != 'pending' AND (b.lease_until IS NULL OR b.lease_until < ?1) \
+                     AND NOT EXISTS (SELECT 1 FROM build_logs l WHERE l.build_id = k.build_id)",
                     params![now_ms()],
                     |r| r.get(0),
                 )?;
                 for id in orphans {
                     store_log(c, &id)?;
                 }
+                // Lines a stopped node flushed after its build's output was stored.
+                c.execute(
+                    "DELETE FROM build_log_chunks WHERE EXISTS \
+                     (SELECT 1 FROM build_logs l WHERE l.build_id = build_log_chunks.build_id)",
+                    params![],
+                )?;
                 Ok(out)
             })
         })

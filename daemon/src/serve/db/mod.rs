@@ -877,7 +877,7 @@ impl Db {
             // thought dead and the build runs elsewhere) must not fail the other attempt.
             let changed = c.execute(
                 "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 \
-                 WHERE id = ?1 AND status = 'pending' AND (?4 IS NULL OR node = ?4)",
+                 WHERE id = ?1 AND status = 'pending' AND (CAST(?4 AS TEXT) IS NULL OR node = ?4)",
                 params![id, failure, now(), node],
             )? == 1;
             if changed {
@@ -902,7 +902,7 @@ impl Db {
             // Only the node holding the build may finish it (see `fail_build`).
             let held = tx.execute(
                 "UPDATE builds SET status = 'succeeded', finished_at = ?3, updated_at = ?3 \
-                 WHERE id = ?1 AND status = 'pending' AND (?2 IS NULL OR node = ?2)",
+                 WHERE id = ?1 AND status = 'pending' AND (CAST(?2 AS TEXT) IS NULL OR node = ?2)",
                 params![build.id, build.node, now()],
             )?;
             if held != 1 {
