@@ -191,6 +191,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Where blobs (sources, slugs, buildpacks) and build caches are shared between nodes:
+    /// s3://BUCKET[/PREFIX] (S3 settings from AWS_* variables) or file:///PATH
+    /// (default: DATA_DIR/blobs).
+    #[arg(long, value_name = "URL", env = "BUILDD_BLOB_STORE")]
+    pub blob_store: Option<String>,
+
     /// Builds running at once (default: the number of cores). Others wait, pending, in order.
     #[arg(long)]
     pub concurrency: Option<usize>,
