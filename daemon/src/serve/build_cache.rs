@@ -341,3 +341,222 @@ impl<W: Write> Write for Hashing<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::blobs::moto::Moto;
+    use object_store::PutPayload;
+
+    /// A node: its data dir and its caches, on the bucket `spec` names.
+    fn node(moto: &Moto, spec: &str) -> (tempfile::TempDir, BuildCaches) {
+        let data = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open_with(Some(spec), data.path(), moto.s3()).unwrap();
+        let caches = BuildCaches::new(&blobs, data.path());
+        (data, caches)
+    }
+
+    /// Every file under `dir`, with its contents and whether it is executable.
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>, bool)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>, bool)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(base, &path, out);
+                } else {
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                    out.push((
+                        path.strip_prefix(base).unwrap().display().to_string(),
+                        std::fs::read(&path).unwrap(),
+                        mode & 0o111 != 0,
+                    ));
+                }
+            }
+        }
+        if dir.exists() {
+            walk(dir, dir, &mut out);
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn local_store_caches_stay_local() {
+        let data = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(None, data.path()).unwrap();
+        let caches = BuildCaches::new(&blobs, data.path());
+        let dir = caches.dir("app-1");
+        assert_eq!(dir, data.path().join("cache/app-1"));
+        std::fs::create_dir_all(dir.join("buildd-static")).unwrap();
+        std::fs::write(dir.join("buildd-static/x"), "x").unwrap();
+        caches.restore("app-1").await.unwrap();
+        caches.save("app-1").await.unwrap();
+        assert_eq!(files(&dir).len(), 1);
+        caches.purge("app-1").await.unwrap();
+        assert!(!dir.exists());
+        assert!(caches.restore("../x").await.is_ok(), "no-op without S3");
+    }
+
+    #[tokio::test]
+    async fn s3_cache_follows_the_app() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(moto) = Moto::start() else { return };
+        let spec = format!("s3://{}/buildd", moto.bucket());
+        let (_a_data, a) = node(&moto, &spec);
+        let (_b_data, b) = node(&moto, &spec);
+        let app = "0b6c8a5e-4a1f-4a57-9d1e-6b1f0f1c2d3e";
+
+        // Nothing saved yet: restore gives an empty cache.
+        a.restore(app).await.unwrap();
+        assert!(files(&a.dir(app)).is_empty());
+
+        // One buildpack's cache (one top-level directory, which the unpacker would strip).
+        let dir = a.dir(app);
+        std::fs::create_dir_all(dir.join("buildd-nodejs/node/bin")).unwrap();
+        std::fs::write(dir.join("buildd-nodejs/node/bin/node"), b"\x7fELF...").unwrap();
+        std::fs::set_permissions(
+            dir.join("buildd-nodejs/node/bin/node"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(dir.join("buildd-nodejs/index.json"), "{}").unwrap();
+        std::fs::create_dir_all(dir.join("buildd-nodejs/empty")).unwrap();
+        a.save(app).await.unwrap();
+
+        let remote = a.remote.as_ref().unwrap();
+        let key = BuildCaches::key(remote, app);
+        assert_eq!(key.to_string(), format!("buildd/caches/{app}.tar.gz"));
+        let first = remote.store.head(&key).await.unwrap();
+
+        // Node B builds next: it gets the same files.
+        b.restore(app).await.unwrap();
+        assert_eq!(files(&b.dir(app)), files(&dir));
+        assert!(b.dir(app).join("buildd-nodejs/empty").is_dir());
+        assert_eq!(files(&b.dir(app)).len(), 2);
+
+        // Unchanged caches are not uploaded again, by the node that saved or the one that
+        // restored.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        a.save(app).await.unwrap();
+        b.save(app).await.unwrap();
+        let again = remote.store.head(&key).await.unwrap();
+        assert_eq!(again.e_tag, first.e_tag);
+        assert_eq!(again.last_modified, first.last_modified);
+
+        // B changes it; A's next restore picks the change up and drops what B removed.
+        std::fs::write(b.dir(app).join("buildd-nodejs/index.json"), "{\"v\":2}").unwrap();
+        std::fs::create_dir_all(b.dir(app).join("buildd-static")).unwrap();
+        std::fs::write(b.dir(app).join("buildd-static/gz"), "gz").unwrap();
+        std::fs::remove_file(b.dir(app).join("buildd-nodejs/node/bin/node")).unwrap();
+        b.save(app).await.unwrap();
+        assert_ne!(remote.store.head(&key).await.unwrap().e_tag, first.e_tag);
+        a.restore(app).await.unwrap();
+        assert_eq!(files(&a.dir(app)), files(&b.dir(app)));
+        assert_eq!(files(&a.dir(app)).len(), 2);
+
+        // Purged: gone from the bucket and from A; B's next restore empties its copy.
+        a.purge(app).await.unwrap();
+        assert!(!a.dir(app).exists());
+        assert!(matches!(
+            remote.store.head(&key).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
+        b.restore(app).await.unwrap();
+        assert!(files(&b.dir(app)).is_empty());
+        a.purge(app).await.unwrap();
+    }
+
+    /// A gzipped tar whose entries are written raw, names included, as an attacker could.
+    fn hostile_tarball(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+            let mut tar = tar::Builder::new(gz);
+            for (name, kind, content) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+                header.set_entry_type(*kind);
+                header.set_mode(0o644);
+                if *kind == tar::EntryType::Symlink {
+                    header.set_link_name(content).unwrap();
+                    header.set_size(0);
+                    header.set_cksum();
+                    tar.append(&header, std::io::empty()).unwrap();
+                } else {
+                    header.set_size(content.len() as u64);
+                    header.set_cksum();
+                    tar.append(&header, content.as_bytes()).unwrap();
+                }
+            }
+            tar.into_inner().unwrap().finish().unwrap();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn s3_tampered_cache_is_refused() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let Some(moto) = Moto::start() else { return };
+        let spec = format!("s3://{}", moto.bucket());
+        let (data, caches) = node(&moto, &spec);
+        let remote = caches.remote.clone().unwrap();
+        let app = "app-1";
+        let key = BuildCaches::key(&remote, app);
+        // What the node had: it must survive a refused restore untouched.
+        std::fs::create_dir_all(caches.dir(app).join("bp")).unwrap();
+        std::fs::write(caches.dir(app).join("bp/kept"), "kept").unwrap();
+
+        let cases: [&[(&str, tar::EntryType, &str)]; 4] = [
+            &[
+                ("cache/", Directory, ""),
+                ("cache/ok", Regular, "ok"),
+                ("cache/../escape", Regular, "out"),
+            ],
+            &[("../escape", Regular, "out")],
+            &[("cache/", Directory, ""), ("cache/link", Symlink, "/etc")],
+            &[
+                ("cache/", Directory, ""),
+                ("cache/up", Symlink, "../../../.."),
+            ],
+        ];
+        for entries in cases {
+            remote
+                .store
+                .put(&key, PutPayload::from(hostile_tarball(entries)))
+                .await
+                .unwrap();
+            let err = caches.restore(app).await.unwrap_err();
+            assert!(format!("{err:#}").contains("unpacking"), "{err:#}");
+            assert_eq!(
+                std::fs::read_to_string(caches.dir(app).join("bp/kept")).unwrap(),
+                "kept"
+            );
+            for outside in [
+                data.path().join("escape"),
+                data.path().join("cache/escape"),
+                data.path().join("cache/link"),
+            ] {
+                assert!(!outside.exists(), "{}", outside.display());
+            }
+        }
+        // A tarball without the cache/ directory is not a cache.
+        remote
+            .store
+            .put(
+                &key,
+                PutPayload::from(hostile_tarball(&[("x", Regular, "x"), ("y", Regular, "y")])),
+            )
+            .await
+            .unwrap();
+        let err = caches.restore(app).await.unwrap_err();
+        assert!(err.to_string().contains("not a build cache"), "{err:#}");
+        // Scratch dirs are cleaned up.
+        let left: Vec<_> = std::fs::read_dir(data.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(app)]);
+    }
+}
