@@ -19,6 +19,8 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    /// Environment variables for the daemon (S3 settings).
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -100,15 +102,25 @@ impl Daemon {
     /// Starts a daemon on a fresh data dir, with a token, the hostile test buildpack installed,
     /// and `extra` flags.
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(extra, Vec::new())
+    }
+
+    /// [`Daemon::start`] with environment variables (an S3 server's, say).
+    pub fn start_with_env(extra: &[&str], env: Vec<(String, String)>) -> Daemon {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
-        let mut daemon = Daemon::on(&data_dir, extra);
+        let mut daemon = Daemon::on_with_env(&data_dir, extra, env);
         daemon._tmp = Some(tmp);
         daemon
     }
 
     /// Starts a daemon on `data_dir` (keeping what is there).
     pub fn on(data_dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::on_with_env(data_dir, extra, Vec::new())
+    }
+
+    /// [`Daemon::on`] with environment variables.
+    pub fn on_with_env(data_dir: &Path, extra: &[&str], env: Vec<(String, String)>) -> Daemon {
         let output = Command::new(buildd_bin())
             .args(["tokens", "create", "--data-dir"])
             .arg(data_dir)
@@ -131,6 +143,7 @@ impl Daemon {
             data_dir: data_dir.to_path_buf(),
             child: None,
             args,
+            env,
             _tmp: None,
         };
         daemon.spawn("127.0.0.1:0");
@@ -142,6 +155,7 @@ impl Daemon {
             .arg("serve")
             .args(["--listen", listen])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

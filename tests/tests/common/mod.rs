@@ -307,3 +307,4 @@ pub fn list_tree(root: &Path) -> Vec<String> {
 }
 pub mod daemon;
 pub mod npm;
+pub mod s3;
