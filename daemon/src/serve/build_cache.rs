@@ -124,7 +124,7 @@ impl BuildCaches {
                 &buildd_runtime::Source::Archive(archive),
                 None,
                 &work,
-                &buildd_runtime::SourceLimits::default(),
+                &restore_limits(),
             )
         })
         .await?
@@ -197,6 +197,18 @@ impl BuildCaches {
             }
         }
         Ok(())
+    }
+}
+
+/// Bounds on unpacking a shared cache. A source's defaults (1 GiB packed, 4 GiB unpacked,
+/// 200,000 entries) are too tight for an app whose buildpacks each fill their 1 GiB cache (a
+/// cache of npm tarballs has many files); these still stop a gzip bomb from filling the disk.
+fn restore_limits() -> buildd_runtime::SourceLimits {
+    buildd_runtime::SourceLimits {
+        download_bytes: 16 << 30,
+        unpacked_bytes: 16 << 30,
+        entries: 2_000_000,
+        ..buildd_runtime::SourceLimits::default()
     }
 }
 
