@@ -179,6 +179,26 @@ pub struct ConfigUnsetArgs {
     pub remote: Remote,
 }
 
+/// Where a server keeps its state; every command that touches it takes the same flags.
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// Where the local state lives: the SQLite database and blobs by default, and always the
+    /// caches and scratch space (default: $XDG_DATA_HOME/buildd, else ~/.local/share/buildd).
+    #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// The database: `sqlite:///path/file` (default: buildd.sqlite3 in the data dir) or
+    /// `postgres://user:password@host:port/db`, shared by every node.
+    #[arg(long, value_name = "URL", env = "BUILDD_DATABASE", global = true)]
+    pub database: Option<String>,
+
+    /// Where sources, slugs, uploaded buildpacks and build caches are stored:
+    /// `file:///path` (default: blobs/ in the data dir) or `s3://bucket/prefix` (AWS_REGION,
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment).
+    #[arg(long, value_name = "URL", env = "BUILDD_BLOB_STORE", global = true)]
+    pub blob_store: Option<String>,
+}
+
 /// `buildd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -186,16 +206,33 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:5000", env = "BUILDD_LISTEN")]
     pub listen: String,
 
-    /// Where the database, blobs, caches and scratch space live
-    /// (default: $XDG_DATA_HOME/buildd, else ~/.local/share/buildd).
-    #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Where things live: database, blobs, caches.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 
-    /// Where blobs (sources, slugs, buildpacks) and build caches are shared between nodes:
-    /// s3://BUCKET[/PREFIX] (S3 settings from AWS_* variables) or file:///PATH
-    /// (default: DATA_DIR/blobs).
-    #[arg(long, value_name = "URL", env = "BUILDD_BLOB_STORE")]
-    pub blob_store: Option<String>,
+    /// This node's name in a shared database: builds it claims carry it, and after a restart
+    /// it takes back at once the builds it held (default: the host name).
+    #[arg(long, value_name = "NAME", env = "BUILDD_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// How long a node may go silent before its builds are taken from it (it renews its claim
+    /// every third of this).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        env = "BUILDD_LEASE_TIMEOUT"
+    )]
+    pub lease_timeout: f64,
+
+    /// How many times a build is started in all: a build whose node died is run again on
+    /// another node until this many attempts, then failed.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub build_attempts: i64,
+
+    /// How often an idle node looks for pending builds when no notification woke it.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub claim_interval_ms: u64,
 
     /// Builds running at once (default: the number of cores). Others wait, pending, in order.
     #[arg(long)]
@@ -359,9 +396,9 @@ impl FetchArgs {
 /// `buildd tokens`.
 #[derive(Debug, Args)]
 pub struct TokensArgs {
-    /// The server's data dir.
-    #[arg(long, value_name = "DIR", env = "BUILDD_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
+    /// The server's storage (the same flags as `buildd serve`).
+    #[command(flatten)]
+    pub storage: StorageArgs,
 
     /// What to do.
     #[command(subcommand)]

@@ -29,7 +29,12 @@ fn keys(s3: &S3Server, prefix: &str) -> Vec<String> {
 fn blobs_and_build_caches_live_in_the_bucket() {
     let Some(s3) = S3Server::start() else { return };
     let spec = s3.spec("node");
-    let daemon = Daemon::start_with_env(&["--blob-store", &spec], s3.env());
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::with_env(
+        &tmp.path().join("data"),
+        &["--blob-store", &spec],
+        &s3.env(),
+    );
     let app = daemon.create_app("s3-app");
     let app_id = app["id"].as_str().unwrap();
 

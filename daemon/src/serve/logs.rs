@@ -1,103 +1,118 @@
-//! Live build output: each running build appends lines to an in-memory log that any number of
-//! `output_stream_url` readers follow; when the build ends the log is stored in the database.
+//! Build output on its way to readers. A running build's lines collect in a [`LiveLog`]; a
+//! flusher task writes them to the database as numbered chunks (batching whatever arrived while
+//! the previous write was in flight) and wakes the readers. Readers on any node follow the
+//! chunks: [`LogEvents`] wakes them at once on this node, and PostgreSQL's `NOTIFY` (through
+//! the same [`LogEvents`]) on the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::db::LogLine;
+use super::db::{Db, LogLine};
 
-/// The output of one running build.
+/// Lines of a build running on this node that are not in the database yet.
 pub struct LiveLog {
-    state: Mutex<State>,
-    /// Bumped on every change: (bytes so far, finished).
-    notify: watch::Sender<(usize, bool)>,
-}
-
-#[derive(Default)]
-struct State {
-    text: Vec<u8>,
-    lines: Vec<LogLine>,
-    done: bool,
+    pending: Mutex<(Vec<LogLine>, bool)>,
+    /// Bumped on every push and on finish.
+    changed: watch::Sender<()>,
 }
 
 impl LiveLog {
-    fn new() -> Arc<LiveLog> {
-        Arc::new(LiveLog {
-            state: Mutex::new(State::default()),
-            notify: watch::channel((0, false)).0,
-        })
-    }
-
     /// Appends one line.
     pub fn push(&self, stream: &str, line: &str) {
-        let len = {
-            let mut s = self.state.lock().unwrap();
-            s.text.extend_from_slice(line.as_bytes());
-            s.text.push(b'\n');
-            s.lines.push(LogLine {
-                stream: stream.to_string(),
-                line: line.to_string(),
-            });
-            s.text.len()
-        };
-        self.notify.send_replace((len, false));
+        self.pending.lock().unwrap().0.push(LogLine {
+            stream: stream.to_string(),
+            line: line.to_string(),
+        });
+        self.changed.send_replace(());
     }
 
-    /// Marks the log complete: readers reach EOF.
-    pub fn finish(&self) {
-        let len = {
-            let mut s = self.state.lock().unwrap();
-            s.done = true;
-            s.text.len()
-        };
-        self.notify.send_replace((len, true));
-    }
-
-    /// Bytes from `offset` on, and whether the log is complete.
-    pub fn read_from(&self, offset: usize) -> (Vec<u8>, bool) {
-        let s = self.state.lock().unwrap();
-        (
-            s.text.get(offset..).map(<[u8]>::to_vec).unwrap_or_default(),
-            s.done,
-        )
-    }
-
-    /// Everything, for storing.
-    pub fn snapshot(&self) -> (Vec<u8>, Vec<LogLine>) {
-        let s = self.state.lock().unwrap();
-        (s.text.clone(), s.lines.clone())
-    }
-
-    /// A receiver that changes whenever the log grows or finishes.
-    pub fn subscribe(&self) -> watch::Receiver<(usize, bool)> {
-        self.notify.subscribe()
+    fn take(&self) -> (Vec<LogLine>, bool) {
+        let mut p = self.pending.lock().unwrap();
+        (std::mem::take(&mut p.0), p.1)
     }
 }
 
-/// The live logs of builds that have not been stored yet, by build id.
+/// The writer side of a running build's output.
+pub struct LogWriter {
+    /// Where the build's sink pushes lines.
+    pub live: Arc<LiveLog>,
+    /// `None` once flushed.
+    flusher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        // Dropped without `flush`: the build was aborted (cancelled, or taken from this node);
+        // whoever stopped it writes the last word.
+        if let Some(flusher) = self.flusher.take() {
+            flusher.abort();
+        }
+    }
+}
+
+impl LogWriter {
+    /// Starts flushing `build_id`'s output to the database.
+    pub fn start(db: Db, events: LogEvents, build_id: String) -> LogWriter {
+        let live = Arc::new(LiveLog {
+            pending: Mutex::new((Vec::new(), false)),
+            changed: watch::channel(()).0,
+        });
+        let mut rx = live.changed.subscribe();
+        let log = live.clone();
+        let flusher = tokio::spawn(async move {
+            loop {
+                let (lines, done) = log.take();
+                if !lines.is_empty() {
+                    if let Err(err) = db.append_log(build_id.clone(), lines).await {
+                        tracing::error!(build = %build_id, "storing output: {err:#}");
+                    }
+                    events.wake(&build_id);
+                }
+                if done {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        LogWriter {
+            live,
+            flusher: Some(flusher),
+        }
+    }
+
+    /// Writes what is left and stops the flusher.
+    pub async fn flush(mut self) {
+        self.live.pending.lock().unwrap().1 = true;
+        self.live.changed.send_replace(());
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.await;
+        }
+    }
+}
+
+/// Wakes the readers of a build's output, by build id.
 #[derive(Default, Clone)]
-pub struct LiveLogs(Arc<Mutex<HashMap<String, Arc<LiveLog>>>>);
+pub struct LogEvents(Arc<Mutex<HashMap<String, watch::Sender<()>>>>);
 
-impl LiveLogs {
-    /// The live log of a build, created on first use.
-    pub fn open(&self, build_id: &str) -> Arc<LiveLog> {
-        self.0
-            .lock()
-            .unwrap()
-            .entry(build_id.to_string())
-            .or_insert_with(LiveLog::new)
-            .clone()
+impl LogEvents {
+    /// A receiver that changes whenever `build_id`'s output may have grown.
+    pub fn subscribe(&self, build_id: &str) -> watch::Receiver<()> {
+        let mut map = self.0.lock().unwrap();
+        // Forget builds nobody follows any more, so the map stays as small as the readers.
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        map.entry(build_id.to_string())
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe()
     }
 
-    /// The live log of a build, if it has one.
-    pub fn get(&self, build_id: &str) -> Option<Arc<LiveLog>> {
-        self.0.lock().unwrap().get(build_id).cloned()
-    }
-
-    /// Forgets a build's live log (after it was stored); readers holding it still finish.
-    pub fn remove(&self, build_id: &str) {
-        self.0.lock().unwrap().remove(build_id);
+    /// Wakes `build_id`'s readers on this node.
+    pub fn wake(&self, build_id: &str) {
+        if let Some(tx) = self.0.lock().unwrap().get(build_id) {
+            tx.send_replace(());
+        }
     }
 }

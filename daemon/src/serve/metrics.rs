@@ -14,6 +14,9 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     durations: Mutex<Histogram>,
+    /// Successful claims and the time their queries took, in microseconds.
+    claims: AtomicU64,
+    claim_micros: AtomicU64,
 }
 
 #[derive(Default)]
@@ -46,8 +49,15 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// A successful claim's query time.
+    pub fn claim(&self, seconds: f64) {
+        self.claims.fetch_add(1, Ordering::Relaxed);
+        self.claim_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
     /// The exposition text.
-    pub fn render(&self, builds: &[(String, i64)], queued: usize, running: usize) -> String {
+    pub fn render(&self, builds: &[(String, i64)], queued: i64, running: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP buildd_builds Builds by status.\n# TYPE buildd_builds gauge\n");
         for status in ["pending", "succeeded", "failed"] {
@@ -58,9 +68,15 @@ impl Metrics {
                 .unwrap_or(0);
             out.push_str(&format!("buildd_builds{{status=\"{status}\"}} {n}\n"));
         }
-        out.push_str("# HELP buildd_queue_depth Builds waiting for a slot.\n# TYPE buildd_queue_depth gauge\n");
+        out.push_str("# HELP buildd_queue_depth Pending builds no node has claimed yet.\n# TYPE buildd_queue_depth gauge\n");
         out.push_str(&format!("buildd_queue_depth {queued}\n"));
-        out.push_str("# HELP buildd_builds_running Builds running now.\n# TYPE buildd_builds_running gauge\n");
+        out.push_str(&format!(
+            "# HELP buildd_claim_seconds Time to claim a pending build from the database.\n\
+             # TYPE buildd_claim_seconds summary\nbuildd_claim_seconds_sum {}\nbuildd_claim_seconds_count {}\n",
+            self.claim_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.claims.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP buildd_builds_running Builds running on this node now.\n# TYPE buildd_builds_running gauge\n");
         out.push_str(&format!("buildd_builds_running {running}\n"));
         out.push_str("# HELP buildd_build_duration_seconds Build duration.\n# TYPE buildd_build_duration_seconds histogram\n");
         let h = self.durations.lock().unwrap();

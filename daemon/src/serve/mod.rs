@@ -65,7 +65,8 @@ pub struct ServerState {
     pub blobs: blobs::Blobs,
     /// Apps' build caches (shared through the blob store's bucket, when it has one).
     pub build_caches: build_cache::BuildCaches,
-    pub logs: logs::LiveLogs,
+    /// Wakes readers of build output.
+    pub log_events: logs::LogEvents,
     pub queue: queue::Queue,
     pub metrics: metrics::Metrics,
     pub runtime: Runtime,
@@ -94,18 +95,26 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("buildd-data"))
 }
 
-/// Opens the database in a data dir (creating both as needed).
-pub fn open_db(data_dir: &std::path::Path) -> Result<db::Db> {
-    std::fs::create_dir_all(data_dir)
+/// Opens the database the storage flags name (creating the data dir as needed).
+pub fn open_db(storage: &crate::cli::StorageArgs) -> Result<db::Db> {
+    let data_dir = storage.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    db::Db::open(&data_dir.join("buildd.sqlite3"))
+    match &storage.database {
+        Some(url) => db::Db::open(url),
+        None => db::Db::open(&data_dir.join("buildd.sqlite3").to_string_lossy()),
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let db = open_db(&data_dir)?;
-    let blobs = blobs::Blobs::open(args.blob_store.as_deref(), &data_dir)?;
+    let data_dir = args
+        .storage
+        .data_dir
+        .clone()
+        .unwrap_or_else(default_data_dir);
+    let db = open_db(&args.storage)?;
+    let blobs = blobs::Blobs::open(args.storage.blob_store.as_deref(), &data_dir)?;
     let build_caches = build_cache::BuildCaches::new(&blobs, &data_dir);
     let work = data_dir.join("work");
     // Scratch dirs of builds that were running when the daemon stopped.
@@ -149,12 +158,23 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    let lease = Duration::try_from_secs_f64(args.lease_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--lease-timeout must be a positive number of seconds")?;
     let state = Arc::new(ServerState {
         db,
         blobs,
         build_caches,
-        logs: logs::LiveLogs::default(),
-        queue: queue::Queue::new(concurrency),
+        log_events: logs::LogEvents::default(),
+        queue: queue::Queue::new(queue::QueueConfig {
+            node: node.clone(),
+            concurrency,
+            lease,
+            attempts: args.build_attempts.max(1),
+            poll: Duration::from_millis(args.claim_interval_ms.max(10)),
+        }),
         metrics: metrics::Metrics::default(),
         runtime,
         registry,
@@ -176,7 +196,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     });
 
     load_uploaded_buildpacks(&state).await?;
-    recover(&state).await?;
+    let listener_state = state.clone();
+    state.db.listen(
+        &[db::claims::QUEUE_CHANNEL, db::claims::LOG_CHANNEL],
+        move |channel, payload| {
+            if channel == db::claims::QUEUE_CHANNEL {
+                listener_state.queue.wake();
+            } else {
+                listener_state.log_events.wake(payload);
+            }
+        },
+    );
+    queue::Queue::start(state.clone()).await?;
     spawn_janitor(state.clone());
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -187,7 +218,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     println!("buildd listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tracing::info!(%addr, concurrency, "serving");
+    tracing::info!(%addr, concurrency, %node, "serving");
 
     let grace = Duration::from_secs(args.shutdown_grace);
     let shutdown_state = state.clone();
@@ -246,36 +277,13 @@ async fn serve_http(
     graceful.shutdown().await;
 }
 
-/// On start: builds that were running when the daemon died are failed (their partial work is
-/// gone with the process); builds that had not started are queued again, in order.
-async fn recover(state: &Arc<ServerState>) -> Result<()> {
-    const REASON: &str = "daemon restarted during build";
-    let interrupted = state.db.fail_interrupted_builds(REASON.to_string()).await?;
-    for id in &interrupted {
-        let mut text = state
-            .db
-            .log(id.clone())
-            .await?
-            .map(|(t, _)| t)
-            .unwrap_or_default();
-        text.extend_from_slice(format!(" !     {REASON}\n").as_bytes());
-        let lines = vec![db::LogLine {
-            stream: "STDOUT".into(),
-            line: format!(" !     {REASON}"),
-        }];
-        state.db.save_log(id.clone(), text, lines).await?;
-    }
-    if !interrupted.is_empty() {
-        tracing::warn!(
-            count = interrupted.len(),
-            "failed builds interrupted by a restart"
-        );
-    }
-    for build in state.db.pending_builds().await? {
-        state.logs.open(&build.id);
-        state.queue.enqueue(state.clone(), build);
-    }
-    Ok(())
+/// The machine's host name: the default node name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "buildd".to_string())
 }
 
 /// Loads the buildpacks uploaded through the API in earlier runs (their components were compiled
@@ -364,8 +372,7 @@ async fn shutdown_signal() {
 /// `buildd tokens ...`.
 pub fn tokens(args: crate::cli::TokensArgs) -> Result<()> {
     use crate::cli::TokensCommand;
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let db = open_db(&data_dir)?;
+    let db = open_db(&args.storage)?;
     match args.command {
         TokensCommand::Create { email, description } => {
             let token = db::new_secret();

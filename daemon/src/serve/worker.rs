@@ -6,59 +6,86 @@ use std::sync::Arc;
 use buildd_runtime::{BuildRequest, Checksum, GitSource, Limits, Source, Stream};
 
 use super::ServerState;
-use super::db::{Build, Slug, UsedBuildpack, new_id, new_secret, now};
+use super::db::sql::Dialect;
+use super::db::{Build, LogLine, Slug, UsedBuildpack, new_id, new_secret, now};
+use super::logs::{LiveLog, LogWriter};
 
-/// Runs a build to its end. Never panics on a bad build: every failure is recorded.
+/// Runs a build this node claimed to its end. Never panics on a bad build: every failure is
+/// recorded. Only a node still holding the build may record its end: one that lost its claim
+/// (thought dead, the build handed to another node) drops its result.
 pub async fn run(state: &Arc<ServerState>, build: Build) {
-    let log = state.logs.open(&build.id);
-    if let Err(err) = state.db.start_build(build.id.clone()).await {
-        tracing::error!(build = %build.id, "recording the start: {err:#}");
+    let writer = LogWriter::start(state.db.clone(), state.log_events.clone(), build.id.clone());
+    let log = writer.live.clone();
+    if state.db.dialect() == Dialect::Postgres || build.attempts > 1 {
+        log.push(
+            "STDOUT",
+            &format!(
+                "-----> Building on node {} (attempt {})",
+                state.queue.node(),
+                build.attempts
+            ),
+        );
     }
-    match execute(state, &build, &log).await {
-        Ok(()) => {}
+    let ended_here = match execute(state, &build, &log).await {
+        Ok(()) => true,
         Err(reason) => {
-            if let Err(err) = state.db.fail_build(build.id.clone(), reason).await {
-                tracing::error!(build = %build.id, "recording the failure: {err:#}");
+            match state
+                .db
+                .fail_build(build.id.clone(), reason, build.node.clone())
+                .await
+            {
+                Ok(changed) => changed,
+                Err(err) => {
+                    tracing::error!(build = %build.id, "recording the failure: {err:#}");
+                    false
+                }
             }
         }
+    };
+    writer.flush().await;
+    if ended_here {
+        store_log(state, &build.id).await;
     }
-    close_log(state, &build.id).await;
 }
 
-/// Records a build that never finished (cancelled, interrupted) as failed, with the reason in
-/// its output.
+/// Records a build that never finished (cancelled) as failed, with the reason in its output.
 pub async fn finish_failed(
     state: &Arc<ServerState>,
     build_id: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let log = state.logs.open(build_id);
-    log.push("STDOUT", &format!(" !     {reason}"));
     state
         .db
-        .fail_build(build_id.to_string(), reason.to_string())
+        .append_log(
+            build_id.to_string(),
+            vec![LogLine {
+                stream: "STDOUT".into(),
+                line: format!(" !     {reason}"),
+            }],
+        )
         .await?;
-    close_log(state, build_id).await;
+    if state
+        .db
+        .fail_build(build_id.to_string(), reason.to_string(), None)
+        .await?
+    {
+        store_log(state, build_id).await;
+    }
     Ok(())
 }
 
-/// Stores the log, then lets readers reach EOF: the status is final by now.
-async fn close_log(state: &Arc<ServerState>, build_id: &str) {
-    let Some(log) = state.logs.get(build_id) else {
-        return;
-    };
-    let (text, lines) = log.snapshot();
-    if let Err(err) = state.db.save_log(build_id.to_string(), text, lines).await {
+/// Stores the output for good, which lets readers reach EOF: the status is final by now.
+async fn store_log(state: &Arc<ServerState>, build_id: &str) {
+    if let Err(err) = state.db.store_log(build_id.to_string()).await {
         tracing::error!(build = %build_id, "storing the output: {err:#}");
     }
-    log.finish();
-    state.logs.remove(build_id);
+    state.log_events.wake(build_id);
 }
 
 async fn execute(
     state: &Arc<ServerState>,
     build: &Build,
-    log: &Arc<super::logs::LiveLog>,
+    log: &Arc<LiveLog>,
 ) -> Result<(), String> {
     let internal = |e: anyhow::Error| {
         tracing::error!(build = %build.id, "{e:#}");

@@ -19,7 +19,6 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
-    /// Environment variables for the daemon (S3 settings).
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -102,28 +101,25 @@ impl Daemon {
     /// Starts a daemon on a fresh data dir, with a token, the hostile test buildpack installed,
     /// and `extra` flags.
     pub fn start(extra: &[&str]) -> Daemon {
-        Daemon::start_with_env(extra, Vec::new())
-    }
-
-    /// [`Daemon::start`] with environment variables (an S3 server's, say).
-    pub fn start_with_env(extra: &[&str], env: Vec<(String, String)>) -> Daemon {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
-        let mut daemon = Daemon::on_with_env(&data_dir, extra, env);
+        let mut daemon = Daemon::on(&data_dir, extra);
         daemon._tmp = Some(tmp);
         daemon
     }
 
     /// Starts a daemon on `data_dir` (keeping what is there).
     pub fn on(data_dir: &Path, extra: &[&str]) -> Daemon {
-        Daemon::on_with_env(data_dir, extra, Vec::new())
+        Daemon::with_env(data_dir, extra, &[])
     }
 
-    /// [`Daemon::on`] with environment variables.
-    pub fn on_with_env(data_dir: &Path, extra: &[&str], env: Vec<(String, String)>) -> Daemon {
+    /// Starts a daemon on `data_dir` with `env` set for it and for `buildd tokens create`
+    /// (`BUILDD_DATABASE`, `BUILDD_BLOB_STORE`, `AWS_*` for shared storage).
+    pub fn with_env(data_dir: &Path, extra: &[&str], env: &[(String, String)]) -> Daemon {
         let output = Command::new(buildd_bin())
             .args(["tokens", "create", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().cloned())
             .output()
             .unwrap();
         assert!(output.status.success(), "{output:?}");
@@ -143,7 +139,7 @@ impl Daemon {
             data_dir: data_dir.to_path_buf(),
             child: None,
             args,
-            env,
+            env: env.to_vec(),
             _tmp: None,
         };
         daemon.spawn("127.0.0.1:0");
@@ -155,7 +151,7 @@ impl Daemon {
             .arg("serve")
             .args(["--listen", listen])
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

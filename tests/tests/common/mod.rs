@@ -182,6 +182,12 @@ pub fn sha256_file(path: &Path) -> String {
     )
 }
 
+/// The hex sha256 of some bytes.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// A gzipped tarball of `dir`, with every path below `prefix/`.
 pub fn tarball_of(dir: &Path, prefix: &str) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -307,4 +313,15 @@ pub fn list_tree(root: &Path) -> Vec<String> {
 }
 pub mod daemon;
 pub mod npm;
+pub mod postgres;
 pub mod s3;
+
+/// For a test whose service (a database, an object store) is missing: under CI (`CI` set) that
+/// is a failure; elsewhere the test says loudly that it did not run, and returns early.
+pub fn unavailable<T>(what: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is required under CI (.ci/run installs and starts it)");
+    }
+    eprintln!("\n*** SKIPPED: {what} is not available; this test did not run ***\n");
+    None
+}

@@ -76,8 +76,7 @@ pub async fn create(
             user_id: user.id,
         })
         .await?;
-    state.logs.open(&build.id);
-    state.queue.enqueue(state.clone(), build.clone());
+    state.queue.wake();
     reply(StatusCode::CREATED, views::build(&build, &base))
 }
 
@@ -142,15 +141,7 @@ pub async fn result(
     Path((app, id)): Path<(String, String)>,
 ) -> ApiResult {
     let (_, build) = find_build(&state, &app, id).await?;
-    let lines = match state.logs.get(&build.id) {
-        Some(live) => live.snapshot().1,
-        None => state
-            .db
-            .log(build.id.clone())
-            .await?
-            .map(|(_, lines)| lines)
-            .unwrap_or_default(),
-    };
+    let lines = state.db.log_lines(build.id.clone()).await?;
     reply(
         StatusCode::OK,
         json!({

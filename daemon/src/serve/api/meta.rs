@@ -16,9 +16,8 @@ pub async fn healthz() -> ApiResult {
 
 pub async fn metrics(State(state): State<Arc<ServerState>>) -> ApiResult {
     let counts = state.db.build_counts().await?;
-    let text = state
-        .metrics
-        .render(&counts, state.queue.depth(), state.queue.running());
+    let depth = state.db.queue_depth().await?;
+    let text = state.metrics.render(&counts, depth, state.queue.running());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -5,12 +5,18 @@
 //! plug in for the scale-out work. rusqlite is synchronous, so every call runs on the blocking
 //! pool behind one connection (SQLite has one writer anyway).
 
+pub mod claims;
+mod postgres;
+pub mod sql;
+mod sqlite;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
+use sql::{Conn, Dialect, Row, params};
 
 /// Schema versions, applied in order; never edit one that has shipped, add the next.
 const MIGRATIONS: &[&str] = &[
@@ -123,6 +129,21 @@ CREATE TABLE buildpacks (
 );
 ALTER TABLE builds ADD COLUMN used_buildpacks TEXT;
 "#,
+    // Scale-out: which node holds a build and until when, how often it was tried, and its
+    // output in chunks that any node can follow while it runs.
+    r#"
+ALTER TABLE builds ADD COLUMN node TEXT;
+ALTER TABLE builds ADD COLUMN lease_until INTEGER;
+ALTER TABLE builds ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX builds_status ON builds(status, seq);
+CREATE TABLE build_log_chunks (
+    build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    text BLOB NOT NULL,
+    lines TEXT NOT NULL,
+    PRIMARY KEY (build_id, seq)
+);
+"#,
 ];
 
 /// The current time as Heroku writes it: `2026-01-02T03:04:05Z`.
@@ -227,9 +248,12 @@ pub struct Build {
     pub release_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    pub started_at: Option<String>,
     /// What ran, with digests; set when the build succeeded.
     pub used_buildpacks: Option<Vec<UsedBuildpack>>,
+    /// The node running it, while one does.
+    pub node: Option<String>,
+    /// How many times it was started.
+    pub attempts: i64,
 }
 
 /// What a new build needs.
@@ -311,10 +335,18 @@ pub struct UsedBuildpack {
     pub digest: String,
 }
 
-/// The database.
+/// The database: SQLite in the data dir, or a PostgreSQL shared by several nodes.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    /// One connection: SQLite has one writer anyway.
+    Sqlite(Arc<Mutex<Connection>>),
+    /// A pool, and the settings the notification listener connects with.
+    Postgres(r2d2::Pool<postgres::Manager>, Box<::postgres::Config>),
 }
 
 /// Which apps column to look an app up by.
@@ -329,7 +361,7 @@ fn app_key(key: &str) -> &'static str {
 const APP_COLUMNS: &str = "a.id, a.name, u.id, u.email, a.stack, a.maintenance, a.buildpack_description, \
      a.slug_size, a.created_at, a.updated_at, a.released_at";
 
-fn app_row(r: &Row) -> rusqlite::Result<App> {
+fn app_row(r: &Row) -> Result<App> {
     Ok(App {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -338,7 +370,7 @@ fn app_row(r: &Row) -> rusqlite::Result<App> {
             email: r.get(3)?,
         },
         stack: r.get(4)?,
-        maintenance: r.get::<_, i64>(5)? != 0,
+        maintenance: r.get::<i64>(5)? != 0,
         buildpack_description: r.get(6)?,
         slug_size: r.get(7)?,
         created_at: r.get(8)?,
@@ -350,20 +382,20 @@ fn app_row(r: &Row) -> rusqlite::Result<App> {
 const BUILD_COLUMNS: &str = "b.id, b.seq, b.app_id, b.status, b.source_url, b.source_checksum, \
      b.source_version, b.source_version_description, b.buildpacks, b.do_release, u.id, u.email, \
      b.output_secret, b.slug_id, b.release_id, b.failure, b.created_at, b.updated_at, b.started_at, \
-     b.used_buildpacks";
+     b.used_buildpacks, b.node, b.attempts";
 
-fn build_row(r: &Row) -> rusqlite::Result<Build> {
+fn build_row(r: &Row) -> Result<Build> {
     let buildpacks: Option<String> = r.get(8)?;
     Ok(Build {
         id: r.get(0)?,
         app_id: r.get(2)?,
-        status: Status::parse(&r.get::<_, String>(3)?),
+        status: Status::parse(&r.get::<String>(3)?),
         source_url: r.get(4)?,
         source_checksum: r.get(5)?,
         source_version: r.get(6)?,
         source_version_description: r.get(7)?,
         buildpacks: buildpacks.and_then(|j| serde_json::from_str(&j).ok()),
-        release: r.get::<_, i64>(9)? != 0,
+        release: r.get::<i64>(9)? != 0,
         user: User {
             id: r.get(10)?,
             email: r.get(11)?,
@@ -373,17 +405,18 @@ fn build_row(r: &Row) -> rusqlite::Result<Build> {
         release_id: r.get(14)?,
         created_at: r.get(16)?,
         updated_at: r.get(17)?,
-        started_at: r.get(18)?,
         used_buildpacks: r
-            .get::<_, Option<String>>(19)?
+            .get::<Option<String>>(19)?
             .and_then(|j| serde_json::from_str(&j).ok()),
+        node: r.get(20)?,
+        attempts: r.get(21)?,
     })
 }
 
 const SLUG_COLUMNS: &str = "id, app_id, blob_secret, blob_sha, checksum, size, process_types, \
      buildpack_description, commit_sha, commit_description, stack, created_at, updated_at";
 
-fn slug_row(r: &Row) -> rusqlite::Result<Slug> {
+fn slug_row(r: &Row) -> Result<Slug> {
     Ok(Slug {
         id: r.get(0)?,
         app_id: r.get(1)?,
@@ -391,7 +424,7 @@ fn slug_row(r: &Row) -> rusqlite::Result<Slug> {
         blob_sha: r.get(3)?,
         checksum: r.get(4)?,
         size: r.get(5)?,
-        process_types: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+        process_types: serde_json::from_str(&r.get::<String>(6)?).unwrap_or_default(),
         buildpack_description: r.get(7)?,
         commit: r.get(8)?,
         commit_description: r.get(9)?,
@@ -404,7 +437,7 @@ fn slug_row(r: &Row) -> rusqlite::Result<Slug> {
 const RELEASE_COLUMNS: &str = "r.id, r.app_id, r.version, r.slug_id, r.description, r.status, \
      u.id, u.email, r.config, r.created_at, r.updated_at";
 
-fn release_row(r: &Row) -> rusqlite::Result<Release> {
+fn release_row(r: &Row) -> Result<Release> {
     Ok(Release {
         id: r.get(0)?,
         version: r.get(2)?,
@@ -415,7 +448,7 @@ fn release_row(r: &Row) -> rusqlite::Result<Release> {
             id: r.get(6)?,
             email: r.get(7)?,
         },
-        config: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+        config: serde_json::from_str(&r.get::<String>(8)?).unwrap_or_default(),
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
     })
@@ -430,36 +463,81 @@ pub enum Conflict {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Db> {
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 5000;",
-        )?;
-        migrate(&conn)?;
+    /// Opens the database a `--database` value names: `sqlite:///path/file`, a bare path, or
+    /// `postgres://user@host:port/db`; brings its schema up to date.
+    pub fn open(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (pool, config) = postgres::pool(url, 16)?;
+            let db = Db {
+                engine: Engine::Postgres(pool, Box::new(config)),
+            };
+            db.call_sync(migrate)
+                .with_context(|| format!("migrating {}", postgres::redact(url)))?;
+            return Ok(db);
+        }
+        let path = match url.strip_prefix("sqlite://") {
+            Some(path) => path,
+            None if url.contains("://") => anyhow::bail!(
+                "unsupported database URL {}: use sqlite:///path/to/file or postgres://user@host/db",
+                postgres::redact(url)
+            ),
+            None => url,
+        };
+        let path = Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut conn = sqlite::open(path)?;
+        migrate(&mut Conn(&mut conn))?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            engine: Engine::Sqlite(Arc::new(Mutex::new(conn))),
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// The engine, for the few callers that behave differently on a shared database.
+    pub fn dialect(&self) -> Dialect {
+        match self.engine {
+            Engine::Sqlite(_) => Dialect::Sqlite,
+            Engine::Postgres(..) => Dialect::Postgres,
+        }
+    }
+
+    /// Calls `deliver(channel, payload)` for every notification on `channels` (PostgreSQL
+    /// only; with SQLite every writer is in this process, so there is nothing to hear).
+    pub fn listen(
+        &self,
+        channels: &'static [&'static str],
+        deliver: impl Fn(&str, &str) + Send + 'static,
+    ) {
+        if let Engine::Postgres(_, config) = &self.engine {
+            postgres::listen((**config).clone(), channels, deliver);
+        }
+    }
+
+    /// Runs `f` with a connection on the blocking pool.
     pub async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
-        })
-        .await?
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.call_sync(f)).await?
     }
 
-    /// Runs `f` with the connection on this thread (for CLI commands outside the runtime).
-    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn)
+    /// Runs `f` with a connection on this thread (CLI commands, and inside [`Db::call`]).
+    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Sqlite(conn) => {
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut Conn(&mut *conn))
+            }
+            // The sync client blocks on a runtime of its own, which tokio allows only outside
+            // its worker threads: this hands the worker's other tasks to another thread first
+            // (and is a no-op on the blocking pool, where `call` runs).
+            Engine::Postgres(pool, _) => tokio::task::block_in_place(|| {
+                let mut conn = pool.get().context("no database connection")?;
+                f(&mut Conn(&mut *conn))
+            }),
+        }
     }
 
     // ---- tokens -------------------------------------------------------------------------
@@ -467,10 +545,9 @@ impl Db {
     /// Stores a token's hash for the user with `email` (created if new). Returns the token id.
     pub fn create_token(&self, email: &str, hash: &str, description: &str) -> Result<String> {
         self.call_sync(|c| {
-            let tx = c.transaction()?;
+            c.transaction(|tx| {
             let user_id: String = match tx
-                .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
-                .optional()?
+                .query_opt("SELECT id FROM users WHERE email = ?1", params![email], |r| r.get(0))?
             {
                 Some(id) => id,
                 None => {
@@ -484,19 +561,18 @@ impl Db {
                 "INSERT INTO tokens (id, user_id, hash, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, user_id, hash, description, now()],
             )?;
-            tx.commit()?;
             Ok(id)
+            })
         })
     }
 
     /// Every token, newest last.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         self.call_sync(|c| {
-            all(
-                c,
+            c.all(
                 "SELECT t.id, u.email, t.description, t.created_at, t.revoked_at FROM tokens t \
                  JOIN users u ON u.id = t.user_id ORDER BY t.created_at, t.id",
-                [],
+                params![],
                 |r| {
                     Ok(TokenInfo {
                         id: r.get(0)?,
@@ -523,10 +599,10 @@ impl Db {
     /// The user a live token hash belongs to.
     pub async fn user_for_token(&self, hash: String) -> Result<Option<User>> {
         self.call(move |c| {
-            Ok(c.query_row(
+            c.query_opt(
                 "SELECT u.id, u.email FROM tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.hash = ?1 AND t.revoked_at IS NULL",
-                [hash],
+                params![hash],
                 |r| {
                     Ok(User {
                         id: r.get(0)?,
@@ -534,7 +610,6 @@ impl Db {
                     })
                 },
             )
-            .optional()?)
         })
         .await
     }
@@ -549,7 +624,7 @@ impl Db {
         owner: User,
     ) -> Result<Result<App, Conflict>> {
         self.call(move |c| {
-            let taken: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", [&name], |r| r.get(0))?;
+            let taken: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM apps WHERE name = ?1)", params![&name], |r| r.get(0))?;
             if taken {
                 return Ok(Err(Conflict::Taken(format!("Name {name} is already taken"))));
             }
@@ -571,9 +646,9 @@ impl Db {
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<App>> {
         self.call(|c| {
-            all(c, &format!(
+            c.all(&format!(
                 "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id ORDER BY a.created_at, a.id"
-            ), [], app_row)
+            ), params![], app_row)
         })
         .await
     }
@@ -616,7 +691,7 @@ impl Db {
     /// Deletes an app with its builds, releases, config and installations.
     pub async fn delete_app(&self, id: String) -> Result<()> {
         self.call(move |c| {
-            c.execute("DELETE FROM apps WHERE id = ?1", [id])?;
+            c.execute("DELETE FROM apps WHERE id = ?1", params![id])?;
             Ok(())
         })
         .await
@@ -641,51 +716,51 @@ impl Db {
         user_id: String,
     ) -> Result<std::collections::BTreeMap<String, String>> {
         self.call(move |c| {
-            let tx = c.transaction()?;
-            for (key, value) in &patch {
-                match value {
-                    Some(v) => tx.execute(
-                        "INSERT INTO config_vars (app_id, key, value) VALUES (?1, ?2, ?3) \
+            c.transaction(|tx| {
+                for (key, value) in &patch {
+                    match value {
+                        Some(v) => tx.execute(
+                            "INSERT INTO config_vars (app_id, key, value) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
-                        params![app_id, key, v],
-                    )?,
-                    None => tx.execute(
-                        "DELETE FROM config_vars WHERE app_id = ?1 AND key = ?2",
-                        params![app_id, key],
-                    )?,
-                };
-            }
-            let config = config_of(&tx, &app_id)?;
-            let set: Vec<&str> = patch
-                .iter()
-                .filter(|(_, v)| v.is_some())
-                .map(|(k, _)| k.as_str())
-                .collect();
-            let unset: Vec<&str> = patch
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| k.as_str())
-                .collect();
-            let mut parts = Vec::new();
-            if !set.is_empty() {
-                parts.push(format!("Set {} config vars", set.join(", ")));
-            }
-            if !unset.is_empty() {
-                parts.push(format!("Remove {} config vars", unset.join(", ")));
-            }
-            if !parts.is_empty() {
-                let slug = current_release(&tx, &app_id)?.and_then(|r| r.slug_id);
-                insert_release(
-                    &tx,
-                    &app_id,
-                    slug.as_deref(),
-                    &parts.join("; "),
-                    &user_id,
-                    &config,
-                )?;
-            }
-            tx.commit()?;
-            Ok(config)
+                            params![app_id, key, v],
+                        )?,
+                        None => tx.execute(
+                            "DELETE FROM config_vars WHERE app_id = ?1 AND key = ?2",
+                            params![app_id, key],
+                        )?,
+                    };
+                }
+                let config = config_of(tx, &app_id)?;
+                let set: Vec<&str> = patch
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let unset: Vec<&str> = patch
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let mut parts = Vec::new();
+                if !set.is_empty() {
+                    parts.push(format!("Set {} config vars", set.join(", ")));
+                }
+                if !unset.is_empty() {
+                    parts.push(format!("Remove {} config vars", unset.join(", ")));
+                }
+                if !parts.is_empty() {
+                    let slug = current_release(tx, &app_id)?.and_then(|r| r.slug_id);
+                    insert_release(
+                        tx,
+                        &app_id,
+                        slug.as_deref(),
+                        &parts.join("; "),
+                        &user_id,
+                        &config,
+                    )?;
+                }
+                Ok(config)
+            })
         })
         .await
     }
@@ -704,17 +779,17 @@ impl Db {
         buildpacks: Vec<String>,
     ) -> Result<Vec<String>> {
         self.call(move |c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM buildpack_installations WHERE app_id = ?1", [&app_id])?;
+            c.transaction(|tx| {
+            tx.execute("DELETE FROM buildpack_installations WHERE app_id = ?1", params![&app_id])?;
             for (i, bp) in buildpacks.iter().enumerate() {
                 tx.execute(
                     "INSERT INTO buildpack_installations (app_id, ordinal, buildpack) VALUES (?1, ?2, ?3)",
                     params![app_id, i as i64 + 1, bp],
                 )?;
             }
-            let list = installations_of(&tx, &app_id)?;
-            tx.commit()?;
+            let list = installations_of(tx, &app_id)?;
             Ok(list)
+            })
         })
         .await
     }
@@ -725,7 +800,11 @@ impl Db {
     pub async fn create_build(&self, new: NewBuild) -> Result<Build> {
         self.call(move |c| {
             let (id, ts) = (new_id(), now());
-            let seq: i64 = c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| r.get(0))?;
+            let next_seq = match c.dialect() {
+                Dialect::Sqlite => "SELECT COALESCE(MAX(seq), 0) + 1 FROM builds",
+                Dialect::Postgres => "SELECT nextval('builds_seq')",
+            };
+            let seq: i64 = c.query_row(next_seq, params![], |r| r.get(0))?;
             c.execute(
                 "INSERT INTO builds (id, seq, app_id, status, source_url, source_checksum, source_version, \
                  source_version_description, buildpacks, do_release, user_id, output_secret, created_at, updated_at) \
@@ -745,6 +824,7 @@ impl Db {
                     ts
                 ],
             )?;
+            claims::notify_queue(c)?;
             Ok(find_build(c, "b.id = ?1", &id)?.expect("just inserted"))
         })
         .await
@@ -754,13 +834,11 @@ impl Db {
     pub async fn build(&self, app_id: String, id: String) -> Result<Option<Build>> {
         self.call(move |c| {
             if id == "current" {
-                let latest: Option<String> = c
-                    .query_row(
-                        "SELECT id FROM builds WHERE app_id = ?1 ORDER BY seq DESC LIMIT 1",
-                        [&app_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let latest: Option<String> = c.query_opt(
+                    "SELECT id FROM builds WHERE app_id = ?1 ORDER BY seq DESC LIMIT 1",
+                    params![&app_id],
+                    |r| r.get(0),
+                )?;
                 return match latest {
                     Some(id) => find_build(c, "b.id = ?1", &id),
                     None => Ok(None),
@@ -780,43 +858,32 @@ impl Db {
     /// An app's builds, oldest first.
     pub async fn builds(&self, app_id: String) -> Result<Vec<Build>> {
         self.call(move |c| {
-            all(c, &format!(
+            c.all(&format!(
                 "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.app_id = ?1 ORDER BY b.seq"
-            ), [app_id], build_row)
-        })
-        .await
-    }
-
-    /// Pending builds, oldest first: the queue.
-    pub async fn pending_builds(&self) -> Result<Vec<Build>> {
-        self.call(|c| {
-            all(c, &format!(
-                "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE b.status = 'pending' ORDER BY b.seq"
-            ), [], build_row)
-        })
-        .await
-    }
-
-    /// Marks a build as started.
-    pub async fn start_build(&self, id: String) -> Result<()> {
-        self.call(move |c| {
-            c.execute(
-                "UPDATE builds SET started_at = ?2, updated_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )?;
-            Ok(())
+            ), params![app_id], build_row)
         })
         .await
     }
 
     /// Fails a pending build with a reason (no-op if it already finished). True if it changed.
-    pub async fn fail_build(&self, id: String, failure: String) -> Result<bool> {
+    pub async fn fail_build(
+        &self,
+        id: String,
+        failure: String,
+        node: Option<String>,
+    ) -> Result<bool> {
         self.call(move |c| {
-            Ok(c.execute(
+            // With `node`, only while that node holds it: a node that lost its claim (it was
+            // thought dead and the build runs elsewhere) must not fail the other attempt.
+            let changed = c.execute(
                 "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 \
-                 WHERE id = ?1 AND status = 'pending'",
-                params![id, failure, now()],
-            )? == 1)
+                 WHERE id = ?1 AND status = 'pending' AND (?4 IS NULL OR node = ?4)",
+                params![id, failure, now(), node],
+            )? == 1;
+            if changed {
+                claims::notify_queue(c)?;
+            }
+            Ok(changed)
         })
         .await
     }
@@ -831,12 +898,21 @@ impl Db {
         used: Vec<UsedBuildpack>,
     ) -> Result<Build> {
         self.call(move |c| {
-            let tx = c.transaction()?;
-            insert_slug(&tx, &slug)?;
+            c.transaction(|tx| {
+            // Only the node holding the build may finish it (see `fail_build`).
+            let held = tx.execute(
+                "UPDATE builds SET status = 'succeeded', finished_at = ?3, updated_at = ?3 \
+                 WHERE id = ?1 AND status = 'pending' AND (?2 IS NULL OR node = ?2)",
+                params![build.id, build.node, now()],
+            )?;
+            if held != 1 {
+                anyhow::bail!("build {} is no longer held by this node", build.id);
+            }
+            insert_slug(tx, &slug)?;
             let mut release_id = None;
             if build.release {
-                let config = config_of(&tx, &build.app_id)?;
-                let release = insert_release(&tx, &build.app_id, Some(&slug.id), &release_description, &build.user.id, &config)?;
+                let config = config_of(tx, &build.app_id)?;
+                let release = insert_release(tx, &build.app_id, Some(&slug.id), &release_description, &build.user.id, &config)?;
                 tx.execute(
                     "UPDATE apps SET released_at = ?2, updated_at = ?2, slug_size = ?3, buildpack_description = ?4 WHERE id = ?1",
                     params![build.app_id, now(), slug.size, slug.buildpack_description],
@@ -844,62 +920,13 @@ impl Db {
                 release_id = Some(release.id);
             }
             tx.execute(
-                "UPDATE builds SET status = 'succeeded', slug_id = ?2, release_id = ?3, finished_at = ?4, updated_at = ?4, \
-                 used_buildpacks = ?5 WHERE id = ?1",
-                params![build.id, slug.id, release_id, now(), serde_json::to_string(&used)?],
+                "UPDATE builds SET slug_id = ?2, release_id = ?3, used_buildpacks = ?4 WHERE id = ?1",
+                params![build.id, slug.id, release_id, serde_json::to_string(&used)?],
             )?;
-            let done = find_build(&tx, "b.id = ?1", &build.id)?.expect("exists");
-            tx.commit()?;
+            claims::notify_queue(tx)?;
+            let done = find_build(tx, "b.id = ?1", &build.id)?.expect("exists");
             Ok(done)
-        })
-        .await
-    }
-
-    /// Builds that had started when the daemon stopped: they are marked failed on start.
-    pub async fn fail_interrupted_builds(&self, reason: String) -> Result<Vec<String>> {
-        self.call(move |c| {
-            let mut stmt = c.prepare("SELECT id FROM builds WHERE status = 'pending' AND started_at IS NOT NULL")?;
-            let ids: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-            for id in &ids {
-                c.execute(
-                    "UPDATE builds SET status = 'failed', failure = ?2, finished_at = ?3, updated_at = ?3 WHERE id = ?1",
-                    params![id, reason, now()],
-                )?;
-            }
-            Ok(ids)
-        })
-        .await
-    }
-
-    /// Stores a finished build's output.
-    pub async fn save_log(
-        &self,
-        build_id: String,
-        text: Vec<u8>,
-        lines: Vec<LogLine>,
-    ) -> Result<()> {
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO build_logs (build_id, text, lines) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (build_id) DO UPDATE SET text = excluded.text, lines = excluded.lines",
-                params![build_id, text, serde_json::to_string(&lines)?],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A finished build's output: the text and its lines.
-    pub async fn log(&self, build_id: String) -> Result<Option<(Vec<u8>, Vec<LogLine>)>> {
-        self.call(move |c| {
-            let row: Option<(Vec<u8>, String)> = c
-                .query_row(
-                    "SELECT text, lines FROM build_logs WHERE build_id = ?1",
-                    [build_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok(row.map(|(text, lines)| (text, serde_json::from_str(&lines).unwrap_or_default())))
+            })
         })
         .await
     }
@@ -907,10 +934,11 @@ impl Db {
     /// Builds per status, for metrics.
     pub async fn build_counts(&self) -> Result<Vec<(String, i64)>> {
         self.call(|c| {
-            let mut stmt =
-                c.prepare("SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            c.all(
+                "SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
     }
@@ -921,11 +949,11 @@ impl Db {
     pub async fn create_slug(&self, slug: Slug) -> Result<Slug> {
         self.call(move |c| {
             insert_slug(c, &slug)?;
-            Ok(c.query_row(
+            c.query_row(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
-                [&slug.id],
+                params![slug.id],
                 slug_row,
-            )?)
+            )
         })
         .await
     }
@@ -933,12 +961,11 @@ impl Db {
     /// A slug by id.
     pub async fn slug(&self, id: String) -> Result<Option<Slug>> {
         self.call(move |c| {
-            Ok(c.query_row(
+            c.query_opt(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
-                [id],
+                params![id],
                 slug_row,
             )
-            .optional()?)
         })
         .await
     }
@@ -946,12 +973,11 @@ impl Db {
     /// A slug by its blob secret.
     pub async fn slug_by_secret(&self, secret: String) -> Result<Option<Slug>> {
         self.call(move |c| {
-            Ok(c.query_row(
+            c.query_opt(
                 &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE blob_secret = ?1"),
-                [secret],
+                params![secret],
                 slug_row,
             )
-            .optional()?)
         })
         .await
     }
@@ -973,9 +999,9 @@ impl Db {
     /// An app's releases, oldest first.
     pub async fn releases(&self, app_id: String) -> Result<Vec<Release>> {
         self.call(move |c| {
-            all(c, &format!(
+            c.all(&format!(
                 "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.app_id = ?1 ORDER BY r.version"
-            ), [app_id], release_row)
+            ), params![app_id], release_row)
         })
         .await
     }
@@ -986,8 +1012,8 @@ impl Db {
             let version = key.strip_prefix('v').unwrap_or(&key).parse::<i64>().ok();
             let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.app_id = ?1 AND ");
             Ok(match version {
-                Some(v) => c.query_row(&(sql + "r.version = ?2"), params![app_id, v], release_row).optional()?,
-                None => c.query_row(&(sql + "r.id = ?2"), params![app_id, key], release_row).optional()?,
+                Some(v) => c.query_opt(&(sql + "r.version = ?2"), params![app_id, v], release_row)?,
+                None => c.query_opt(&(sql + "r.id = ?2"), params![app_id, key], release_row)?,
             })
         })
         .await
@@ -1008,22 +1034,21 @@ impl Db {
         config: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<Release> {
         self.call(move |c| {
-            let tx = c.transaction()?;
+            c.transaction(|tx| {
             let config = match config {
                 Some(config) => {
-                    tx.execute("DELETE FROM config_vars WHERE app_id = ?1", [&app_id])?;
+                    tx.execute("DELETE FROM config_vars WHERE app_id = ?1", params![&app_id])?;
                     for (k, v) in &config {
                         tx.execute("INSERT INTO config_vars (app_id, key, value) VALUES (?1, ?2, ?3)", params![app_id, k, v])?;
                     }
                     config
                 }
-                None => config_of(&tx, &app_id)?,
+                None => config_of(tx, &app_id)?,
             };
-            let release = insert_release(&tx, &app_id, slug_id.as_deref(), &description, &user_id, &config)?;
+            let release = insert_release(tx, &app_id, slug_id.as_deref(), &description, &user_id, &config)?;
             if let Some(slug_id) = &slug_id {
                 let (size, desc): (Option<i64>, Option<String>) = tx.query_row(
-                    "SELECT size, buildpack_description FROM slugs WHERE id = ?1",
-                    [slug_id],
+                    "SELECT size, buildpack_description FROM slugs WHERE id = ?1", params![slug_id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 tx.execute(
@@ -1031,8 +1056,8 @@ impl Db {
                     params![app_id, now(), size, desc],
                 )?;
             }
-            tx.commit()?;
             Ok(release)
+            })
         })
         .await
     }
@@ -1042,10 +1067,9 @@ impl Db {
     /// Buildpacks uploaded through the API, oldest first.
     pub async fn buildpacks(&self) -> Result<Vec<BuildpackRow>> {
         self.call(|c| {
-            all(
-                c,
+            c.all(
                 "SELECT name, blob_sha, created_at FROM buildpacks ORDER BY created_at, name",
-                [],
+                params![],
                 |r| {
                     Ok(BuildpackRow {
                         name: r.get(0)?,
@@ -1072,7 +1096,7 @@ impl Db {
     /// Forgets an uploaded buildpack.
     pub async fn remove_buildpack(&self, name: String) -> Result<()> {
         self.call(move |c| {
-            c.execute("DELETE FROM buildpacks WHERE name = ?1", [name])?;
+            c.execute("DELETE FROM buildpacks WHERE name = ?1", params![name])?;
             Ok(())
         })
         .await
@@ -1102,9 +1126,8 @@ impl Db {
     /// An upload slot by its put or get secret.
     pub async fn source_by_secret(&self, secret: String) -> Result<Option<SourceSlot>> {
         self.call(move |c| {
-            Ok(c.query_row(
-                "SELECT id, put_secret, get_secret, blob_sha, expires_at FROM sources WHERE put_secret = ?1 OR get_secret = ?1",
-                [secret],
+            c.query_opt(
+                "SELECT id, put_secret, get_secret, blob_sha, expires_at FROM sources WHERE put_secret = ?1 OR get_secret = ?1", params![secret],
                 |r| {
                     Ok(SourceSlot {
                         id: r.get(0)?,
@@ -1115,7 +1138,6 @@ impl Db {
                     })
                 },
             )
-            .optional()?)
         })
         .await
     }
@@ -1123,25 +1145,25 @@ impl Db {
     /// Deletes slots that expired before `now`; returns the blobs no slot or slug uses any more.
     pub async fn expire_sources(&self, now: String) -> Result<Vec<String>> {
         self.call(move |c| {
-            let tx = c.transaction()?;
-            let shas: Vec<String> = {
-                let mut stmt = tx.prepare("SELECT DISTINCT blob_sha FROM sources WHERE expires_at < ?1 AND blob_sha IS NOT NULL")?;
-                stmt.query_map([&now], |r| r.get(0))?.collect::<Result<_, _>>()?
-            };
-            tx.execute("DELETE FROM sources WHERE expires_at < ?1", [&now])?;
+            c.transaction(|tx| {
+            let shas: Vec<String> = tx.all(
+                "SELECT DISTINCT blob_sha FROM sources WHERE expires_at < ?1 AND blob_sha IS NOT NULL",
+                params![now],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM sources WHERE expires_at < ?1", params![&now])?;
             let mut orphans = Vec::new();
             for sha in shas {
                 let used: bool = tx.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM sources WHERE blob_sha = ?1) OR EXISTS(SELECT 1 FROM slugs WHERE blob_sha = ?1)",
-                    [&sha],
+                    "SELECT EXISTS(SELECT 1 FROM sources WHERE blob_sha = ?1) OR EXISTS(SELECT 1 FROM slugs WHERE blob_sha = ?1)", params![&sha],
                     |r| r.get(0),
                 )?;
                 if !used {
                     orphans.push(sha);
                 }
             }
-            tx.commit()?;
             Ok(orphans)
+            })
         })
         .await
     }
@@ -1159,23 +1181,43 @@ impl Db {
     }
 }
 
-/// Runs a query and collects every row.
-fn all<T, C: FromIterator<T>>(
-    c: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnMut(&Row) -> rusqlite::Result<T>,
-) -> Result<C> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, row)?;
-    Ok(rows.collect::<Result<C, _>>()?)
+/// Statements only PostgreSQL runs, after the migration of the same version.
+const POSTGRES_ONLY: &[(i64, &str)] = &[(
+    3,
+    // Several nodes create builds at once; MAX(seq) + 1 would hand two of them the same number.
+    "CREATE SEQUENCE builds_seq; SELECT setval('builds_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds), false);",
+)];
+
+/// A migration's DDL as the engine spells it: the schema is written once, in SQLite's words.
+fn ddl(sql: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => sql.to_string(),
+        Dialect::Postgres => sql
+            .replace(" INTEGER", " BIGINT")
+            .replace(" BLOB", " BYTEA"),
+    }
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
-    let applied: i64 = conn.query_row(
+fn migrate(c: &mut Conn) -> Result<()> {
+    // Nodes that start together must not apply the same migration twice.
+    const LOCK: &str = "SELECT pg_advisory_lock(7402251)";
+    let postgres = c.dialect() == Dialect::Postgres;
+    if postgres {
+        c.batch(LOCK)?;
+    }
+    let result = apply_migrations(c);
+    if postgres {
+        let _ = c.batch("SELECT pg_advisory_unlock(7402251)");
+    }
+    result
+}
+
+fn apply_migrations(c: &mut Conn) -> Result<()> {
+    let dialect = c.dialect();
+    c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+    let applied: i64 = c.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
+        params![],
         |r| r.get(0),
     )?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
@@ -1183,7 +1225,13 @@ fn migrate(conn: &Connection) -> Result<()> {
         if version <= applied {
             continue;
         }
-        conn.execute_batch(&format!(
+        let mut sql = ddl(sql, dialect);
+        if dialect == Dialect::Postgres {
+            for (_, extra) in POSTGRES_ONLY.iter().filter(|(v, _)| *v == version) {
+                sql.push_str(extra);
+            }
+        }
+        c.batch(&format!(
             "BEGIN; {sql}; INSERT INTO schema_migrations VALUES ({version}, '{}'); COMMIT;",
             now()
         ))
@@ -1192,70 +1240,73 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn find_app(c: &Connection, key: &str) -> Result<Option<App>> {
-    Ok(c.query_row(
+fn find_app(c: &mut Conn, key: &str) -> Result<Option<App>> {
+    c.query_opt(
         &format!(
             "SELECT {APP_COLUMNS} FROM apps a JOIN users u ON u.id = a.owner_id WHERE {} = ?1",
             app_key(key)
         ),
-        [key],
+        params![key],
         app_row,
     )
-    .optional()?)
 }
 
-fn find_build(c: &Connection, filter: &str, value: &str) -> Result<Option<Build>> {
-    Ok(c.query_row(
+fn find_build(c: &mut Conn, filter: &str, value: &str) -> Result<Option<Build>> {
+    c.query_opt(
         &format!(
             "SELECT {BUILD_COLUMNS} FROM builds b JOIN users u ON u.id = b.user_id WHERE {filter}"
         ),
-        [value],
+        params![value],
         build_row,
     )
-    .optional()?)
 }
 
-fn config_of(c: &Connection, app_id: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    all(
-        c,
+fn config_of(c: &mut Conn, app_id: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    c.all(
         "SELECT key, value FROM config_vars WHERE app_id = ?1",
-        [app_id],
+        params![app_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
-fn installations_of(c: &Connection, app_id: &str) -> Result<Vec<String>> {
-    all(
-        c,
+fn installations_of(c: &mut Conn, app_id: &str) -> Result<Vec<String>> {
+    c.all(
         "SELECT buildpack FROM buildpack_installations WHERE app_id = ?1 ORDER BY ordinal",
-        [app_id],
+        params![app_id],
         |r| r.get(0),
     )
 }
 
-fn current_release(c: &Connection, app_id: &str) -> Result<Option<Release>> {
-    Ok(c.query_row(
+fn current_release(c: &mut Conn, app_id: &str) -> Result<Option<Release>> {
+    c.query_opt(
         &format!(
             "SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id \
              WHERE r.app_id = ?1 AND r.status = 'succeeded' ORDER BY r.version DESC LIMIT 1"
         ),
-        [app_id],
+        params![app_id],
         release_row,
     )
-    .optional()?)
 }
 
 fn insert_release(
-    c: &Connection,
+    c: &mut Conn,
     app_id: &str,
     slug_id: Option<&str>,
     description: &str,
     user_id: &str,
     config: &std::collections::BTreeMap<String, String>,
 ) -> Result<Release> {
+    if c.dialect() == Dialect::Postgres {
+        // Two nodes releasing the same app at once would both pick the same next version:
+        // the app's row lock makes the second wait for the first (callers are in a transaction).
+        c.execute(
+            "SELECT id FROM apps WHERE id = ?1 FOR UPDATE",
+            params![app_id],
+        )?;
+    }
     let version: i64 = c.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app_id = ?1",
-        [app_id],
+        params![app_id],
         |r| r.get(0),
     )?;
     let (id, ts) = (new_id(), now());
@@ -1264,14 +1315,13 @@ fn insert_release(
          VALUES (?1, ?2, ?3, ?4, ?5, 'succeeded', ?6, ?7, ?8, ?8)",
         params![id, app_id, version, slug_id, description, user_id, serde_json::to_string(config)?, ts],
     )?;
-    Ok(c.query_row(
-        &format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.id = ?1"),
-        [id],
+    c.query_row(
+        &format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.id = ?1"), params![id],
         release_row,
-    )?)
+    )
 }
 
-fn insert_slug(c: &Connection, slug: &Slug) -> Result<()> {
+fn insert_slug(c: &mut Conn, slug: &Slug) -> Result<()> {
     c.execute(
         &format!("INSERT INTO slugs ({SLUG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
         params![
