@@ -77,3 +77,56 @@ fn blobs_and_build_caches_live_in_the_bucket() {
     assert_eq!(purge.status, 202);
     assert!(!keys(&s3, "node/").contains(&cache_key));
 }
+
+#[test]
+#[ignore = "main's PostgreSQL queue cannot record a finished build yet (`?2 IS NULL OR node = ?2`: \
+            could not determine data type of parameter); run with --ignored once it can"]
+fn two_nodes_share_slugs_and_build_caches() {
+    let Some(s3) = S3Server::start() else { return };
+    let Some(pg) = common::postgres::Postgres::create() else {
+        return;
+    };
+    let mut env = s3.env();
+    env.push(("BUILDD_DATABASE".into(), pg.url.clone()));
+    env.push(("BUILDD_BLOB_STORE".into(), s3.spec("shared")));
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Daemon::with_env(&tmp.path().join("a"), &[], &env);
+    let b = Daemon::with_env(&tmp.path().join("b"), &[], &env);
+
+    let app = a.create_app("two-nodes");
+    let app_id = app["id"].as_str().unwrap();
+    // The source goes up through node A; either node may run the builds.
+    let source = a.call("POST", "/sources", None).json();
+    let put_url = source["source_blob"]["put_url"].as_str().unwrap();
+    let get_url = source["source_blob"]["get_url"].as_str().unwrap();
+    let tarball = tarball_of(&repo_root().join("examples/static-site"), "site");
+    assert_eq!(request("PUT", put_url, &[], Some(&tarball)).status, 200);
+    for _ in 0..2 {
+        let build = b.create_build("two-nodes", json!({ "source_blob": { "url": get_url } }));
+        let done = b.wait_build("two-nodes", build["id"].as_str().unwrap());
+        assert_eq!(done["status"], "succeeded", "{done}");
+        // The slug reads the same through both nodes.
+        let slug = a.slug_of("two-nodes", &done);
+        let url = slug["blob"]["url"].as_str().unwrap().to_string();
+        let via_a = request("GET", &url.replace(&b.base, &a.base), &[], None);
+        let via_b = request("GET", &url.replace(&a.base, &b.base), &[], None);
+        assert_eq!((via_a.status, via_b.status), (200, 200));
+        assert_eq!(via_a.body, via_b.body);
+        assert_eq!(
+            format!("SHA256:{}", sha256_hex(&via_a.body)),
+            slug["checksum"].as_str().unwrap()
+        );
+    }
+    assert!(keys(&s3, "shared/").contains(&format!("shared/caches/{app_id}.tar.gz")));
+    // The purge through one node removes the shared cache.
+    assert_eq!(
+        b.call("DELETE", "/apps/two-nodes/build-cache", None).status,
+        202
+    );
+    assert!(!keys(&s3, "shared/").iter().any(|k| k.contains("/caches/")));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
