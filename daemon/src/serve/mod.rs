@@ -4,6 +4,7 @@
 pub mod api;
 pub mod blobs;
 pub mod bodies;
+pub mod build_cache;
 pub mod db;
 pub mod logs;
 pub mod metrics;
@@ -62,6 +63,8 @@ pub struct ServeConfig {
 pub struct ServerState {
     pub db: db::Db,
     pub blobs: blobs::Blobs,
+    /// Apps' build caches (shared through the blob store's bucket, when it has one).
+    pub build_caches: build_cache::BuildCaches,
     /// Wakes readers of build output.
     pub log_events: logs::LogEvents,
     pub queue: queue::Queue,
@@ -80,7 +83,7 @@ impl ServerState {
 
     /// An app's build cache.
     pub fn cache_dir(&self, app_id: &str) -> PathBuf {
-        self.config.data_dir.join("cache").join(app_id)
+        self.build_caches.dir(app_id)
     }
 }
 
@@ -111,7 +114,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(default_data_dir);
     let db = open_db(&args.storage)?;
-    let blobs = blobs::Blobs::new(&data_dir)?;
+    let blobs = blobs::Blobs::open(args.storage.blob_store.as_deref(), &data_dir)?;
+    let build_caches = build_cache::BuildCaches::new(&blobs, &data_dir);
     let work = data_dir.join("work");
     // Scratch dirs of builds that were running when the daemon stopped.
     let _ = std::fs::remove_dir_all(&work);
@@ -162,6 +166,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let state = Arc::new(ServerState {
         db,
         blobs,
+        build_caches,
         log_events: logs::LogEvents::default(),
         queue: queue::Queue::new(queue::QueueConfig {
             node: node.clone(),
@@ -285,8 +290,14 @@ fn host_name() -> String {
 /// then, so this reads the precompiled artifacts).
 async fn load_uploaded_buildpacks(state: &Arc<ServerState>) -> Result<()> {
     for row in state.db.buildpacks().await? {
-        let wasm = match std::fs::read(state.blobs.path(&row.blob_sha)) {
-            Ok(wasm) => wasm,
+        let wasm = match state.blobs.local(&row.blob_sha).await {
+            Ok(path) => match std::fs::read(path) {
+                Ok(wasm) => wasm,
+                Err(err) => {
+                    tracing::error!(name = %row.name, "reading uploaded buildpack: {err}");
+                    continue;
+                }
+            },
             Err(err) => {
                 tracing::error!(name = %row.name, "uploaded buildpack's blob is missing: {err}");
                 continue;
@@ -320,7 +331,9 @@ fn spawn_janitor(state: Arc<ServerState>) {
             match state.db.expire_sources(db::now()).await {
                 Ok(orphans) => {
                     for sha in orphans {
-                        let _ = std::fs::remove_file(state.blobs.path(&sha));
+                        if let Err(err) = state.blobs.delete(&sha).await {
+                            tracing::warn!("deleting blob {sha}: {err:#}");
+                        }
                     }
                 }
                 Err(err) => tracing::warn!("expiring uploads: {err:#}"),

@@ -124,6 +124,10 @@ async fn execute(
         .await
         .map_err(internal)?;
     let out = state.blobs.temp().map_err(internal)?;
+    // The app's cache as another node may have left it. Without it the build starts cold.
+    if let Err(err) = state.build_caches.restore(&build.app_id).await {
+        tracing::warn!(build = %build.id, "restoring the build cache: {err:#}");
+    }
 
     let sink_log = log.clone();
     let sink = Arc::new(move |stream: Stream, line: &str| {
@@ -158,7 +162,15 @@ async fn execute(
         .await
         .map_err(|e| e.to_string())?;
 
-    let (sha, size) = state.blobs.adopt(&outcome.slug.path).map_err(internal)?;
+    let (sha, size) = state
+        .blobs
+        .adopt(&outcome.slug.path)
+        .await
+        .map_err(internal)?;
+    // The build succeeded: share its cache with the other nodes. Not a reason to fail it.
+    if let Err(err) = state.build_caches.save(&build.app_id).await {
+        tracing::warn!(build = %build.id, "saving the build cache: {err:#}");
+    }
     let ts = now();
     let slug = Slug {
         id: new_id(),
@@ -300,7 +312,17 @@ impl ServerState {
                         let sha = slot
                             .blob_sha
                             .ok_or("Nothing was uploaded to that source URL.")?;
-                        return Ok(Source::Archive(self.blobs.path(&sha)));
+                        let path = self.blobs.local(&sha).await.map_err(|e| match e {
+                            super::blobs::BlobError::NotFound(_) => {
+                                "The uploaded source is gone from the blob store.".to_string()
+                            }
+                            super::blobs::BlobError::Other(e) => {
+                                tracing::error!("fetching source blob {sha}: {e:#}");
+                                "internal error fetching the source; see the daemon's log"
+                                    .to_string()
+                            }
+                        })?;
+                        return Ok(Source::Archive(path));
                     }
                 }
                 Ok(Source::Url(u))

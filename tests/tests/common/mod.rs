@@ -314,6 +314,7 @@ pub fn list_tree(root: &Path) -> Vec<String> {
 pub mod daemon;
 pub mod npm;
 pub mod postgres;
+pub mod s3;
 
 /// For a test whose service (a database, an object store) is missing: under CI (`CI` set) that
 /// is a failure; elsewhere the test says loudly that it did not run, and returns early.

@@ -106,7 +106,9 @@ pub async fn destroy(State(state): State<Arc<ServerState>>, Path(app): Path<Stri
     let app = find_app(&state, &app).await?;
     state.queue.cancel_app(&app.id).await;
     state.db.delete_app(app.id.clone()).await?;
-    let _ = std::fs::remove_dir_all(state.cache_dir(&app.id));
+    if let Err(err) = state.build_caches.purge(&app.id).await {
+        tracing::warn!(app = %app.id, "deleting the build cache: {err:#}");
+    }
     reply(StatusCode::OK, views::app(&app))
 }
 

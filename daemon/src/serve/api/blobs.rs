@@ -1,7 +1,6 @@
 //! Upload and download URLs: `POST /sources` hands out a `put_url` and a `get_url`; slugs have a
 //! blob URL. The URLs are capabilities (unguessable), used without auth, like signed S3 URLs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{ApiError, ApiResult, BaseUrl, reply};
 use crate::serve::ServerState;
-use crate::serve::blobs::UploadError;
+use crate::serve::blobs::{BlobError, UploadError};
 
 pub async fn create_source(
     State(state): State<Arc<ServerState>>,
@@ -94,7 +93,7 @@ pub async fn get_source(
     let sha = slot
         .blob_sha
         .ok_or_else(|| ApiError::not_found("source (nothing was uploaded)"))?;
-    file_response(&state, state.blobs.path(&sha)).await
+    file_response(&state, &sha).await
 }
 
 pub async fn put_slug(
@@ -134,11 +133,15 @@ pub async fn get_slug(
     let sha = slug
         .blob_sha
         .ok_or_else(|| ApiError::not_found("slug blob (nothing was uploaded)"))?;
-    file_response(&state, state.blobs.path(&sha)).await
+    file_response(&state, &sha).await
 }
 
-/// Streams a blob file as `application/octet-stream`.
-async fn file_response(state: &ServerState, path: PathBuf) -> ApiResult {
+/// Streams a blob as `application/octet-stream` (from this node's copy, fetched first if need be).
+async fn file_response(state: &ServerState, sha: &str) -> ApiResult {
+    let path = state.blobs.local(sha).await.map_err(|e| match e {
+        BlobError::NotFound(_) => ApiError::not_found("blob"),
+        BlobError::Other(e) => e.into(),
+    })?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::not_found("blob"))?;

@@ -64,7 +64,7 @@ pub async fn create(
             )),
             crate::serve::blobs::UploadError::Other(e) => e.into(),
         })?;
-    let wasm = tokio::fs::read(state.blobs.path(&sha))
+    let wasm = tokio::fs::read(state.blobs.local(&sha).await.map_err(anyhow::Error::from)?)
         .await
         .map_err(anyhow::Error::from)?;
     // Cranelift cannot be interrupted: past the limit the compile goes on in its thread, but

@@ -161,13 +161,6 @@ pub async fn purge_cache(
     Path(app): Path<String>,
 ) -> ApiResult {
     let app = find_app(&state, &app).await?;
-    let dir = state.cache_dir(&app.id);
-    tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(anyhow::Error::from)?;
+    state.build_caches.purge(&app.id).await?;
     reply(StatusCode::ACCEPTED, json!({}))
 }
