@@ -328,3 +328,35 @@ fn tokens_use_the_shared_database() {
     // Nothing was written to the local SQLite file.
     assert!(!tmp.path().join("buildd.sqlite3").exists());
 }
+
+/// A buildpack uploaded through one node is usable through every node, and a delete through
+/// any node removes it everywhere.
+#[test]
+fn uploaded_buildpacks_reach_every_node() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let a = cluster.node("up-a", &[]);
+    let b = cluster.node("up-b", &[]);
+    let wasm = std::fs::read(common::hostile_wasm()).unwrap();
+    let auth = format!("Bearer {}", a.token);
+    let created = request(
+        "POST",
+        &a.url("/buildpacks?name=acme/shared"),
+        &[
+            ("Authorization", &auth),
+            ("Accept", common::daemon::ACCEPT),
+            ("Content-Type", "application/wasm"),
+        ],
+        Some(&wasm),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let seen = b.call("GET", "/buildpacks/acme/shared", None);
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert_eq!(seen.json()["digest"], created.json()["digest"]);
+    assert_eq!(
+        b.call("DELETE", "/buildpacks/acme/shared", None).status,
+        200
+    );
+    assert_eq!(a.call("GET", "/buildpacks/acme/shared", None).status, 404);
+}

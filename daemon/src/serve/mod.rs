@@ -72,6 +72,8 @@ pub struct ServerState {
     pub runtime: Runtime,
     /// The buildpacks builds can use.
     pub registry: registry::Registry,
+    /// Serializes [`ServerState::sync_buildpacks`], so two syncs cannot load one buildpack twice.
+    pub buildpack_sync: tokio::sync::Mutex<()>,
     pub config: ServeConfig,
 }
 
@@ -178,6 +180,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         metrics: metrics::Metrics::default(),
         runtime,
         registry,
+        buildpack_sync: tokio::sync::Mutex::new(()),
         config: ServeConfig {
             data_dir,
             public_url: args.public_url.clone(),
@@ -195,7 +198,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         },
     });
 
-    load_uploaded_buildpacks(&state).await?;
+    state.sync_buildpacks(true).await?;
     let listener_state = state.clone();
     state.db.listen(
         &[db::claims::QUEUE_CHANNEL, db::claims::LOG_CHANNEL],
@@ -286,37 +289,58 @@ fn host_name() -> String {
         .unwrap_or_else(|| "buildd".to_string())
 }
 
-/// Loads the buildpacks uploaded through the API in earlier runs (their components were compiled
-/// then, so this reads the precompiled artifacts).
-async fn load_uploaded_buildpacks(state: &Arc<ServerState>) -> Result<()> {
-    for row in state.db.buildpacks().await? {
-        let wasm = match state.blobs.local(&row.blob_sha).await {
-            Ok(path) => match std::fs::read(path) {
-                Ok(wasm) => wasm,
-                Err(err) => {
-                    tracing::error!(name = %row.name, "reading uploaded buildpack: {err}");
-                    continue;
-                }
-            },
-            Err(err) => {
-                tracing::error!(name = %row.name, "uploaded buildpack's blob is missing: {err}");
-                continue;
-            }
-        };
-        match state.runtime.load(&wasm).await {
-            Ok(bp) => state.registry.add(registry::Entry {
-                name: row.name,
-                alias: None,
-                buildpack: bp,
-                builtin: false,
-                created_at: row.created_at,
-            }),
-            Err(err) => {
-                tracing::error!(name = %row.name, "cannot load uploaded buildpack: {err:#}")
+impl ServerState {
+    /// Brings the uploaded buildpacks in line with the database: at start, the ones uploaded
+    /// in earlier runs (compiled then, so this reads precompiled artifacts); on a shared
+    /// database also, before a build or a listing, those other nodes added or removed since.
+    pub async fn sync_buildpacks(&self, at_start: bool) -> Result<()> {
+        if !at_start && self.db.dialect() == db::sql::Dialect::Sqlite {
+            // One node: every upload and delete went through this registry.
+            return Ok(());
+        }
+        let _one_at_a_time = self.buildpack_sync.lock().await;
+        let rows = self.db.buildpacks().await?;
+        let uploaded: Vec<String> = self
+            .registry
+            .list()
+            .into_iter()
+            .filter(|e| !e.builtin)
+            .map(|e| e.name)
+            .collect();
+        for name in &uploaded {
+            if !rows.iter().any(|r| &r.name == name) {
+                self.registry.remove(name);
             }
         }
+        for row in rows.into_iter().filter(|r| !uploaded.contains(&r.name)) {
+            let wasm = match self.blobs.local(&row.blob_sha).await {
+                Ok(path) => match tokio::fs::read(path).await {
+                    Ok(wasm) => wasm,
+                    Err(err) => {
+                        tracing::error!(name = %row.name, "reading uploaded buildpack: {err}");
+                        continue;
+                    }
+                },
+                Err(err) => {
+                    tracing::error!(name = %row.name, "uploaded buildpack's blob is missing: {err}");
+                    continue;
+                }
+            };
+            match self.runtime.load(&wasm).await {
+                Ok(bp) => self.registry.add(registry::Entry {
+                    name: row.name,
+                    alias: None,
+                    buildpack: bp,
+                    builtin: false,
+                    created_at: row.created_at,
+                }),
+                Err(err) => {
+                    tracing::error!(name = %row.name, "cannot load uploaded buildpack: {err:#}")
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Deletes expired upload slots and the blobs only they used, now and then.

@@ -102,6 +102,8 @@ async fn execute(
         .transpose()
         .map_err(|e| e.to_string())?;
 
+    // Another node may have uploaded (or deleted) a buildpack this build names.
+    state.sync_buildpacks(false).await.map_err(internal)?;
     let requested = match &build.buildpacks {
         Some(list) => list.clone(),
         None => state

@@ -13,11 +13,13 @@ use crate::serve::db::{BuildpackRow, now};
 use crate::serve::registry::Entry;
 
 pub async fn list(State(state): State<Arc<ServerState>>) -> ApiResult {
+    state.sync_buildpacks(false).await?;
     let all: Vec<_> = state.registry.list().iter().map(views::buildpack).collect();
     reply(StatusCode::OK, serde_json::json!(all))
 }
 
 pub async fn info(State(state): State<Arc<ServerState>>, Path(name): Path<String>) -> ApiResult {
+    state.sync_buildpacks(false).await?;
     let entry = state
         .registry
         .get(&name)
@@ -94,6 +96,7 @@ pub async fn create(
             "Buildpack name {name:?} must be lowercase letters, digits, '.', '_', '-' and '/'."
         )));
     }
+    state.sync_buildpacks(false).await?;
     if state.registry.get(&name).is_some() {
         return Err(ApiError::conflict(format!(
             "A buildpack named {name} is already installed."
@@ -125,6 +128,7 @@ pub async fn create(
 }
 
 pub async fn delete(State(state): State<Arc<ServerState>>, Path(name): Path<String>) -> ApiResult {
+    state.sync_buildpacks(false).await?;
     let entry = state
         .registry
         .get(&name)
