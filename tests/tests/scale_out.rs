@@ -197,6 +197,10 @@ fn three_nodes_share_builds_and_recover_a_killed_node() {
             "{}",
             output_via(alive[0], &done)
         );
+        if app.starts_with("quick-") {
+            // Claimed once: no two nodes ever ran the same build.
+            assert_eq!(nodes_in(&output_via(alive[0], &done)).len(), 1);
+        }
         let releases = alive[1]
             .call("GET", &format!("/apps/{app}/releases"), None)
             .json();
@@ -219,7 +223,8 @@ fn three_nodes_share_builds_and_recover_a_killed_node() {
     }
 
     // The reader followed the whole story live, through a node that ran none of it.
-    let followed = reader.join().unwrap();
+    // (Without the NUL keep-alives a slow machine may have put into the silences.)
+    let followed = reader.join().unwrap().replace('\0', "");
     let ran_on = nodes_in(&followed);
     assert_eq!(ran_on.len(), 2, "{followed}");
     assert_eq!(ran_on[0], victim, "{followed}");

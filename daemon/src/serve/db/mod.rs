@@ -6,6 +6,7 @@
 //! pool behind one connection (SQLite has one writer anyway).
 
 pub mod claims;
+mod pg_tls;
 mod postgres;
 pub mod sql;
 mod sqlite;
@@ -346,7 +347,7 @@ enum Engine {
     /// One connection: SQLite has one writer anyway.
     Sqlite(Arc<Mutex<Connection>>),
     /// A pool, and the settings the notification listener connects with.
-    Postgres(r2d2::Pool<postgres::Manager>, Box<::postgres::Config>),
+    Postgres(r2d2::Pool<postgres::Manager>, Box<postgres::Target>),
 }
 
 /// Which apps column to look an app up by.
@@ -467,9 +468,9 @@ impl Db {
     /// `postgres://user@host:port/db`; brings its schema up to date.
     pub fn open(url: &str) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let (pool, config) = postgres::pool(url, 16)?;
+            let (pool, target) = postgres::pool(url, 16)?;
             let db = Db {
-                engine: Engine::Postgres(pool, Box::new(config)),
+                engine: Engine::Postgres(pool, Box::new(target)),
             };
             db.call_sync(migrate)
                 .with_context(|| format!("migrating {}", postgres::redact(url)))?;
@@ -509,8 +510,8 @@ impl Db {
         channels: &'static [&'static str],
         deliver: impl Fn(&str, &str) + Send + 'static,
     ) {
-        if let Engine::Postgres(_, config) = &self.engine {
-            postgres::listen((**config).clone(), channels, deliver);
+        if let Engine::Postgres(_, target) = &self.engine {
+            postgres::listen((**target).clone(), channels, deliver);
         }
     }
 

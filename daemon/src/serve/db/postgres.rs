@@ -12,6 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{NoTls, Statement};
 
+use super::pg_tls::Tls;
 use super::sql::{Dialect, RawConn, Row, Value, to_dollar_placeholders};
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -131,8 +132,24 @@ impl RawConn for PgClient {
     }
 }
 
+/// What a connection needs: the client's settings and the TLS connector `sslmode` asked for.
+#[derive(Clone)]
+pub struct Target {
+    config: postgres::Config,
+    tls: Tls,
+}
+
+impl Target {
+    fn connect(&self) -> Result<postgres::Client, postgres::Error> {
+        match &self.tls {
+            Tls::Off => self.config.connect(NoTls),
+            Tls::On(tls) => self.config.connect(tls.clone()),
+        }
+    }
+}
+
 /// Makes pooled connections.
-pub struct Manager(postgres::Config);
+pub struct Manager(Target);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = PgClient;
@@ -140,7 +157,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgClient, postgres::Error> {
         Ok(PgClient {
-            client: Some(self.0.connect(NoTls)?),
+            client: Some(self.0.connect()?),
             statements: HashMap::new(),
         })
     }
@@ -155,17 +172,20 @@ impl r2d2::ManageConnection for Manager {
 }
 
 /// A pool of connections to the database at `url`.
-pub fn pool(url: &str, size: u32) -> Result<(r2d2::Pool<Manager>, postgres::Config)> {
+pub fn pool(url: &str, size: u32) -> Result<(r2d2::Pool<Manager>, Target)> {
+    let (url, tls) = super::pg_tls::from_url(url)?;
     let config: postgres::Config = url
         .parse()
-        .with_context(|| format!("parsing the database URL {}", redact(url)))?;
+        .with_context(|| format!("parsing the database URL {}", redact(&url)))?;
+    let target = Target { config, tls };
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
-        .build(Manager(config.clone()))
-        .with_context(|| format!("connecting to {}", redact(url)))?;
-    Ok((pool, config))
+        .error_handler(Box::new(r2d2::LoggingErrorHandler))
+        .build(Manager(target.clone()))
+        .with_context(|| format!("connecting to {}", redact(&url)))?;
+    Ok((pool, target))
 }
 
 /// The URL without its password, for messages.
@@ -183,7 +203,7 @@ pub fn redact(url: &str) -> String {
 /// `deliver(channel, payload)` for each notification; reconnects after errors. Notifications
 /// sent while it reconnects are lost, which is why every waiter also polls now and then.
 pub fn listen(
-    config: postgres::Config,
+    target: Target,
     channels: &'static [&'static str],
     deliver: impl Fn(&str, &str) + Send + 'static,
 ) {
@@ -191,7 +211,7 @@ pub fn listen(
         .name("buildd-pg-listen".into())
         .spawn(move || {
             loop {
-                if let Err(err) = listen_once(&config, channels, &deliver) {
+                if let Err(err) = listen_once(&target, channels, &deliver) {
                     tracing::warn!("database notifications: {err:#}; reconnecting");
                 }
                 std::thread::sleep(Duration::from_secs(1));
@@ -200,12 +220,8 @@ pub fn listen(
         .expect("spawning the listener thread");
 }
 
-fn listen_once(
-    config: &postgres::Config,
-    channels: &[&str],
-    deliver: &impl Fn(&str, &str),
-) -> Result<()> {
-    let mut client = config.connect(NoTls)?;
+fn listen_once(target: &Target, channels: &[&str], deliver: &impl Fn(&str, &str)) -> Result<()> {
+    let mut client = target.connect()?;
     for ch in channels {
         client.batch_execute(&format!("LISTEN {ch}"))?;
     }
@@ -220,5 +236,51 @@ fn listen_once(
         if client.is_closed() {
             anyhow::bail!("connection closed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server (`BUILDD_TEST_POSTGRES`, default 127.0.0.1:5432), or `None` after a
+    /// loud message; under CI a missing server is a failure.
+    fn server() -> Option<String> {
+        let base = std::env::var("BUILDD_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/".into());
+        if std::net::TcpStream::connect("127.0.0.1:5432").is_err() && !base.contains("@/") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PostgreSQL is required under CI"
+            );
+            eprintln!("*** SKIPPED: no PostgreSQL on 127.0.0.1:5432 ***");
+            return None;
+        }
+        Some(format!("{base}postgres"))
+    }
+
+    fn query_one(pool: &r2d2::Pool<Manager>, sql: &str) -> Value {
+        let mut conn = pool.get().unwrap();
+        conn.query(sql, &[]).unwrap()[0].0[0].clone()
+    }
+
+    #[test]
+    fn sslmode_require_encrypts_and_verify_full_checks_the_certificate() {
+        let Some(url) = server() else { return };
+        let (plain, _) = pool(&format!("{url}?sslmode=disable"), 1).unwrap();
+        if query_one(&plain, "SHOW ssl") != Value::Text("on".into()) {
+            eprintln!("*** SKIPPED: this PostgreSQL has ssl = off ***");
+            return;
+        }
+        let encrypted = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+        assert_eq!(query_one(&plain, encrypted), Value::Int(0));
+        let (tls, _) = pool(&format!("{url}?sslmode=require"), 1).unwrap();
+        assert_eq!(query_one(&tls, encrypted), Value::Int(1));
+        // A server whose certificate the machine does not trust (Debian's self-signed
+        // snakeoil, here) is refused when verification is asked for.
+        let err = pool(&format!("{url}?sslmode=verify-full"), 1)
+            .err()
+            .expect("an untrusted certificate is refused");
+        assert!(format!("{err:#}").contains("connecting"), "{err:#}");
     }
 }
