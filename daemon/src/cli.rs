@@ -230,6 +230,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub build_attempts: i64,
 
+    /// With `--blob-store s3://...`: how much of the object store this node keeps on its disk,
+    /// in MiB (sources, slugs and buildpacks it read or wrote; least recently used go first).
+    #[arg(long, value_name = "MIB", default_value_t = 10240)]
+    pub blob_cache_limit: u64,
+
     /// How often an idle node looks for pending builds when no notification woke it.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub claim_interval_ms: u64,

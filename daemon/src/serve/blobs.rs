@@ -34,6 +34,42 @@ const PART_CONCURRENCY: usize = 4;
 const ACCEPTED: &str = "use file:///absolute/path or s3://bucket[/prefix] (or nothing, for \
                         <data-dir>/blobs)";
 
+/// How recently used a cached blob must be to survive a trim whatever the limit.
+pub const CACHE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the least recently modified files of a two-level `dir/ab/abcdef…` tree until at
+/// most `limit` bytes are left, keeping files modified within `grace`.
+fn trim_dir(dir: &Path, limit: u64, grace: std::time::Duration) -> Result<u64> {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    let shards = match std::fs::read_dir(dir) {
+        Ok(shards) => shards,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for shard in shards {
+        for entry in std::fs::read_dir(shard?.path())? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                total += meta.len();
+                files.push((meta.modified()?, entry.path(), meta.len()));
+            }
+        }
+    }
+    files.sort();
+    let recent = std::time::SystemTime::now() - grace;
+    let mut removed = 0;
+    for (modified, path, len) in files {
+        if total - removed <= limit || modified > recent {
+            break;
+        }
+        std::fs::remove_file(&path)?;
+        removed += len;
+    }
+    Ok(removed)
+}
+
 /// The blob store.
 #[derive(Clone)]
 pub struct Blobs {
@@ -164,6 +200,11 @@ impl Blobs {
         }
         let path = self.path(sha);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            if self.remote.is_some() {
+                // The cache is trimmed least recently used first: this is a use.
+                let _ = std::fs::File::open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            }
             return Ok(path);
         }
         let Some(remote) = &self.remote else {
@@ -207,6 +248,17 @@ impl Blobs {
             .persist(&path)
             .map_err(|e| anyhow::anyhow!("caching blob {sha}: {e}"))?;
         Ok(path)
+    }
+
+    /// With an object store, trims this node's read-through cache to `limit` bytes, least
+    /// recently used first, sparing blobs used in the last [`CACHE_GRACE`] (a build may be about
+    /// to open one it was just handed). Returns the bytes removed. The local store is the
+    /// blobs themselves: never trimmed.
+    pub fn trim_cache(&self, limit: u64) -> Result<u64> {
+        if self.remote.is_none() {
+            return Ok(0);
+        }
+        trim_dir(&self.root.join("sha256"), limit, CACHE_GRACE)
     }
 
     /// A temp path in the store's filesystem, for a file that [`Blobs::adopt`] will move in.
@@ -456,6 +508,30 @@ mod tests {
     /// Bytes that differ from part to part, so a misplaced part shows.
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i / 7 + i / 4099) as u8).collect()
+    }
+
+    #[test]
+    fn the_read_through_cache_is_trimmed_least_recently_used_first() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let age = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
+        for (name, days) in [("aa1", 3), ("ab2", 1), ("cc3", 2)] {
+            let shard = dir.path().join(&name[..2]);
+            std::fs::create_dir_all(&shard).unwrap();
+            let f = std::fs::File::create(shard.join(name)).unwrap();
+            f.set_len(100).unwrap();
+            f.set_modified(age(days)).unwrap();
+        }
+        // A fresh one, over the limit by itself, is spared: someone is about to read it.
+        std::fs::write(dir.path().join("ab").join("ab4"), vec![0; 500]).unwrap();
+        let removed = trim_dir(dir.path(), 150, CACHE_GRACE).unwrap();
+        assert_eq!(
+            removed, 300,
+            "the three old ones go, oldest first, then the limit stops"
+        );
+        assert!(dir.path().join("ab/ab4").exists());
+        let removed = trim_dir(dir.path(), 10_000, CACHE_GRACE).unwrap();
+        assert_eq!(removed, 0);
     }
 
     #[test]

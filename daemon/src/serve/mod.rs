@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub max_buildpack_size: u64,
     /// How long compiling an uploaded component may take.
     pub compile_timeout: Duration,
+    /// How much of the object store this node keeps on its disk, in bytes.
+    pub blob_cache_limit: u64,
 }
 
 /// Everything handlers and builds share.
@@ -195,6 +197,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             max_buildpack_size: args.max_buildpack_size << 20,
             compile_timeout: Duration::try_from_secs_f64(args.buildpack_compile_timeout)
                 .context("--buildpack-compile-timeout")?,
+            blob_cache_limit: args.blob_cache_limit << 20,
         },
     });
 
@@ -343,7 +346,8 @@ impl ServerState {
     }
 }
 
-/// Deletes expired upload slots and the blobs only they used, now and then.
+/// Deletes expired upload slots and the blobs only they used, and trims the read-through blob
+/// cache, now and then.
 fn spawn_janitor(state: Arc<ServerState>) {
     let every = state
         .config
@@ -361,6 +365,13 @@ fn spawn_janitor(state: Arc<ServerState>) {
                     }
                 }
                 Err(err) => tracing::warn!("expiring uploads: {err:#}"),
+            }
+            let (blobs, limit) = (state.blobs.clone(), state.config.blob_cache_limit);
+            match tokio::task::spawn_blocking(move || blobs.trim_cache(limit)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!("blob cache trimmed by {removed} bytes"),
+                Ok(Err(err)) => tracing::warn!("trimming the blob cache: {err:#}"),
+                Err(err) => tracing::warn!("trimming the blob cache: {err}"),
             }
             tokio::time::sleep(every).await;
         }
