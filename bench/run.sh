@@ -39,5 +39,8 @@ python3 bench/api_bench.py "$bin" 200
 echo "== 100 concurrent builds, output latency"
 python3 bench/load_bench.py "$bin" "$wasm/buildd_buildpack_hostile.wasm" 100
 
+echo "== scale-out: builds/s on 1 and 3 nodes (PostgreSQL on 127.0.0.1:5432, moto_server for S3)"
+python3 bench/scale_bench.py "$bin" 120
+
 echo "== Node.js buildpack vs npm ci (fills /tmp/npm-mirror from the npm registry on first use)"
 bash bench/node_bench.sh "$work/node"

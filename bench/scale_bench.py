@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Scale-out: builds/s with 1 and 3 `buildd serve` nodes on one PostgreSQL and one S3-compatible
-store (moto_server), all on this machine, and the queue's claim latency.
+store (moto_server), all on this machine, and the queue's claim latency; the baseline is the
+default single node (SQLite and files in its data dir), run the same way in the same session.
 
-Usage: scale_bench.py path/to/buildd [BUILDS] [POSTGRES_SERVER_URL]
-  For 1 node and for 3 nodes (each `--concurrency 2`, a fresh database and bucket each time):
+Usage: scale_bench.py path/to/buildd [BUILDS] [HOSTILE_WASM] [POSTGRES_SERVER_URL]
+  For the default node, then 1 and 3 nodes on PostgreSQL + S3 (each `--concurrency 2`, a fresh
+  database and bucket each time):
   BUILDS builds (default 120) of a small Procfile app on BUILDS apps, posted round-robin through
   the nodes' APIs; reports the time until all succeeded and builds/s. Then, on the idle
   cluster, 30 builds one after another: the pickup latency (POST answered -> the build's first
   output line, written right after a node claimed it) and the claim query time from /metrics.
+  With HOSTILE_WASM (the test buildpack), also 24 one-second builds (its `tick` mode: ten lines
+  100 ms apart, little CPU), the kind of build that waits on the network: there each node adds
+  slots, which the CPU-bound small builds above cannot show on a 2-core machine.
 """
 import http.client
 import json
@@ -25,7 +30,8 @@ from daemon import headers, serve_source
 
 BIN = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 120
-PG = sys.argv[3] if len(sys.argv) > 3 else os.environ.get("BUILDD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/")
+HOSTILE = sys.argv[3] if len(sys.argv) > 3 else None
+PG = sys.argv[4] if len(sys.argv) > 4 else os.environ.get("BUILDD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/")
 SOURCE = serve_source()
 
 
@@ -51,23 +57,31 @@ for _ in range(200):
         break
     except Exception:
         time.sleep(0.1)
+EXTRA = ["--buildpack", HOSTILE] if HOSTILE else []
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
            AWS_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true")
 
 
-def cluster(nodes, tag):
+def cluster(nodes, tag, blob_store=None):
+    if nodes == 0:  # the default: SQLite and files in the data dir
+        tmp = tempfile.mkdtemp()
+        token = subprocess.check_output([BIN, "tokens", "create", "--data-dir", tmp]).decode().strip()
+        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp, "--concurrency", "2", *EXTRA],
+                             stdout=subprocess.PIPE)
+        host = urllib.parse.urlparse(p.stdout.readline().decode().split()[-1]).netloc
+        return None, [p], [http.client.HTTPConnection(host)], headers(token)
     db = f"buildd_bench_{tag}_{os.getpid()}"
     psql("postgres", f"DROP DATABASE IF EXISTS {db}")
     psql("postgres", f"CREATE DATABASE {db}")
     bucket = f"bench-{tag}-{os.getpid()}"
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"))
-    env = dict(ENV, BUILDD_DATABASE=PG + db, BUILDD_BLOB_STORE=f"s3://{bucket}/buildd")
+    env = dict(ENV, BUILDD_DATABASE=PG + db, BUILDD_BLOB_STORE=blob_store or f"s3://{bucket}/buildd")
     tmp = tempfile.mkdtemp()
     token = subprocess.check_output([BIN, "tokens", "create", "--data-dir", tmp + "/t"], env=env).decode().strip()
     procs, hosts = [], []
     for i in range(nodes):
         p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", f"{tmp}/n{i}",
-                              "--node-name", f"n{i}", "--concurrency", "2"],
+                              "--node-name", f"n{i}", "--concurrency", "2", *EXTRA],
                              stdout=subprocess.PIPE, env=env)
         hosts.append(urllib.parse.urlparse(p.stdout.readline().decode().split()[-1]).netloc)
         procs.append(p)
@@ -88,9 +102,20 @@ def metric(conn, name):
     return 0.0
 
 
+def builds(conn, status):
+    return metric(conn, f'buildd_builds{{status="{status}"}}')
+
+
 results = {}
-for nodes in (1, 3):
-    db, procs, conns, hdrs = cluster(nodes, f"n{nodes}")
+CONFIGS = [
+    (0, None, "default node (SQLite + files)"),
+    (1, "file://" + tempfile.mkdtemp(), "1 node on PostgreSQL + files (the S3 share, by difference)"),
+    (1, None, "1 node on PostgreSQL + S3"),
+    (3, None, "3 nodes on PostgreSQL + S3"),
+]
+for nodes, store, label in CONFIGS:
+    db, procs, conns, hdrs = cluster(nodes, f"n{nodes}{'f' if store else ''}", store)
+    nodes = max(nodes, 1)
     apps = [f"scale-{i}" for i in range(N)]
     for i, a in enumerate(apps):
         call(conns[i % nodes], hdrs, "POST", "/apps", {"name": a})
@@ -98,11 +123,11 @@ for nodes in (1, 3):
     for i, a in enumerate(apps):
         status, b = call(conns[i % nodes], hdrs, "POST", f"/apps/{a}/builds", {"source_blob": {"url": SOURCE}})
         assert status == 201, b
-    while int(psql(db, "SELECT COUNT(*) FROM builds WHERE status = 'pending'")) > 0:
-        time.sleep(0.05)
+    while builds(conns[0], "pending") > 0:
+        time.sleep(0.02)
     elapsed = time.perf_counter() - t0
-    failed = int(psql(db, "SELECT COUNT(*) FROM builds WHERE status = 'failed'"))
-    print(f"{nodes} node(s): {N} builds in {elapsed:.2f} s = {N / elapsed:.1f} builds/s, {failed} failed")
+    failed = builds(conns[0], "failed")
+    print(f"{label}: {N} builds in {elapsed:.2f} s = {N / elapsed:.1f} builds/s, {failed:.0f} failed")
 
     # Pickup latency on an idle cluster: one build at a time, created through the last node.
     lat = []
@@ -127,12 +152,31 @@ for nodes in (1, 3):
     print(f"  pickup (POST answered -> first output line stored; 30 builds on the idle cluster): "
           f"p50 {statistics.median(lat):.1f} ms, max {lat[-1]:.1f} ms")
     print(f"  claim query: {claims:.0f} claims, mean {1000 * claim_s / max(claims, 1):.2f} ms")
-    results[nodes] = N / elapsed
+    if HOSTILE:
+        ticks = [f"tick-{i}" for i in range(24)]
+        for i, app in enumerate(ticks):
+            call(conns[i % nodes], hdrs, "POST", "/apps", {"name": app})
+            call(conns[i % nodes], hdrs, "PATCH", f"/apps/{app}/config-vars", {"HOSTILE": "tick"})
+        done_before = builds(conns[0], "succeeded")
+        t0 = time.perf_counter()
+        for i, app in enumerate(ticks):
+            status, b = call(conns[i % nodes], hdrs, "POST", f"/apps/{app}/builds",
+                             {"source_blob": {"url": SOURCE}, "buildpacks": [{"url": "test/hostile"}]})
+            assert status == 201, b
+        while builds(conns[0], "pending") > 0:
+            time.sleep(0.02)
+        elapsed_t = time.perf_counter() - t0
+        ok = builds(conns[0], "succeeded") - done_before
+        print(f"  24 one-second builds: {elapsed_t:.2f} s = {24 / elapsed_t:.2f} builds/s ({ok:.0f} succeeded)")
+    results[label] = N / elapsed
     for p in procs:
         p.terminate()
     for p in procs:
         p.wait()
-    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    if db:
+        psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 moto.kill()
-print(f"3 nodes / 1 node throughput: {results[3] / results[1]:.2f}x (2 cores in all: the nodes share them)")
+r = list(results.values())
+print(f"3 nodes / 1 node throughput: {r[3] / r[2]:.2f}x (2 cores in all: the nodes share them); "
+      f"1 node on PostgreSQL + S3 / the default node: {r[2] / r[0]:.2f}x")
