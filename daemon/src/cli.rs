@@ -210,8 +210,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
 
-    /// This node's name in a shared database: builds it claims carry it, and after a restart
-    /// it takes back at once the builds it held (default: the host name).
+    /// This node's name in a shared database, unique among the nodes: builds it claims carry
+    /// it, and after a restart under the same name it takes back at once the builds it held
+    /// (default: the host name and a random suffix, so nodes sharing a host never share a name;
+    /// their builds are then taken back when their leases run out).
     #[arg(long, value_name = "NAME", env = "BUILDD_NODE_NAME")]
     pub node_name: Option<String>,
 

@@ -162,7 +162,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let node = args.node_name.clone().unwrap_or_else(host_name);
+    // Two live nodes with one name would renew each other's leases, so a dead one's builds
+    // would never be taken back: the default cannot collide.
+    let node = args.node_name.clone().unwrap_or_else(|| {
+        format!("{}-{}", host_name(), &db::new_id()[..6])
+    });
     let lease = Duration::try_from_secs_f64(args.lease_timeout)
         .ok()
         .filter(|d| !d.is_zero())
@@ -283,7 +287,7 @@ async fn serve_http(
     graceful.shutdown().await;
 }
 
-/// The machine's host name: the default node name.
+/// The machine's host name, the start of the default node name.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
