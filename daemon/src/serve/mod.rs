@@ -164,9 +164,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     });
     // Two live nodes with one name would renew each other's leases, so a dead one's builds
     // would never be taken back: the default cannot collide.
-    let node = args.node_name.clone().unwrap_or_else(|| {
-        format!("{}-{}", host_name(), &db::new_id()[..6])
-    });
+    let node = args
+        .node_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", host_name(), &db::new_id()[..6]));
     let lease = Duration::try_from_secs_f64(args.lease_timeout)
         .ok()
         .filter(|d| !d.is_zero())

@@ -1343,3 +1343,148 @@ fn insert_slug(c: &mut Conn, slug: &Slug) -> Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::claims::now_ms;
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b.sqlite3");
+        Db::open(&format!("sqlite://{}", file.display())).unwrap();
+        assert!(file.exists());
+        Db::open(&dir.path().join("plain.sqlite3").to_string_lossy()).unwrap();
+        let err = Db::open("mysql://root:hunter2@localhost/db").err().unwrap();
+        let err = format!("{err:#}");
+        assert!(err.contains("unsupported database URL"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "passwords stay out of messages: {err}"
+        );
+    }
+
+    fn new_build(app: &App, user: &User) -> NewBuild {
+        NewBuild {
+            app_id: app.id.clone(),
+            source_url: "https://example.com/app.tgz".into(),
+            source_checksum: None,
+            source_version: None,
+            source_version_description: None,
+            buildpacks: None,
+            release: true,
+            user_id: user.id.clone(),
+        }
+    }
+
+    /// The queue's rules, as SQL on whichever engine: oldest first, one build of an app at a
+    /// time across nodes, a claim only once, results only from the holder, expired leases taken
+    /// back then failed after the last attempt.
+    async fn queue_rules(db: Db) {
+        db.create_token("q@example.com", "hash", "").unwrap();
+        let user = db.user_for_token("hash".into()).await.unwrap().unwrap();
+        let a = db
+            .create_app("qa".into(), "buildd-1".into(), user.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let b = db
+            .create_app("qb".into(), "buildd-1".into(), user.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let a1 = db.create_build(new_build(&a, &user)).await.unwrap();
+        let a2 = db.create_build(new_build(&a, &user)).await.unwrap();
+        let b1 = db.create_build(new_build(&b, &user)).await.unwrap();
+        let claim = |node: &str| db.claim_build(node.to_string(), 60_000);
+
+        let first = claim("n1").await.unwrap().unwrap();
+        assert_eq!((first.id.as_str(), first.attempts), (a1.id.as_str(), 1));
+        assert_eq!(first.node.as_deref(), Some("n1"));
+        // a2 waits behind a1 (same app) whichever node asks; b1 is free.
+        assert_eq!(claim("n2").await.unwrap().unwrap().id, b1.id);
+        assert!(claim("n3").await.unwrap().is_none());
+        assert_eq!(db.queue_depth().await.unwrap(), 1);
+
+        // Only the holder records the result.
+        assert!(
+            !db.fail_build(a1.id.clone(), "x".into(), Some("n2".into()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.fail_build(a1.id.clone(), "boom".into(), Some("n1".into()))
+                .await
+                .unwrap()
+        );
+        let next = claim("n2").await.unwrap().unwrap();
+        assert_eq!(next.id, a2.id);
+
+        // n2 goes silent: its leases expire and another node takes its builds back.
+        db.call(|c| {
+            c.execute(
+                "UPDATE builds SET lease_until = ?1 WHERE node = 'n2'",
+                params![now_ms() - 1],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            db.renew_leases("n1".into(), 60_000).await.unwrap(),
+            Vec::<String>::new()
+        );
+        let taken = db.reclaim(None, false, 2).await.unwrap();
+        assert_eq!(taken.len(), 2);
+        assert!(taken.iter().all(|r| r.requeued && r.node == "n2"));
+        let lines = db.log_lines(a2.id.clone()).await.unwrap();
+        assert!(
+            lines[0]
+                .line
+                .contains("Node n2 stopped during this build; it will run again (attempt 2 of 2)")
+        );
+        // Run again: attempt 2, the last. n1 dies too: now the build fails, output stored.
+        let again = claim("n1").await.unwrap().unwrap();
+        assert_eq!(again.attempts, 2);
+        let taken = db.reclaim(Some("n1".into()), false, 2).await.unwrap();
+        assert!(taken.iter().any(|r| r.id == again.id && !r.requeued));
+        let failed = db
+            .build(again.app_id.clone(), again.id.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(failed.status, Status::Failed);
+        let stored = db
+            .log_since(again.id.clone(), 0)
+            .await
+            .unwrap()
+            .stored
+            .unwrap();
+        assert!(String::from_utf8(stored).unwrap().contains("giving up"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn queue_rules_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        queue_rules(Db::open(&dir.path().join("q.sqlite3").to_string_lossy()).unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn queue_rules_on_postgres() {
+        let Some(admin) = postgres::tests::server() else {
+            return;
+        };
+        let name = format!("buildd_unit_{}", &new_id()[..8]);
+        let (pool, _) = postgres::pool(&format!("{admin}?sslmode=disable"), 1).unwrap();
+        let run = |sql: String| {
+            let pool = pool.clone();
+            tokio::task::block_in_place(move || {
+                Conn(&mut *pool.get().unwrap()).batch(&sql).unwrap()
+            })
+        };
+        run(format!("CREATE DATABASE {name}"));
+        let url = format!("{}{name}", admin.trim_end_matches("postgres"));
+        queue_rules(Db::open(&url).unwrap()).await;
+        run(format!("DROP DATABASE {name} WITH (FORCE)"));
+    }
+}

@@ -240,12 +240,12 @@ fn listen_once(target: &Target, channels: &[&str], deliver: &impl Fn(&str, &str)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The test server (`BUILDD_TEST_POSTGRES`, default 127.0.0.1:5432), or `None` after a
     /// loud message; under CI a missing server is a failure.
-    fn server() -> Option<String> {
+    pub(crate) fn server() -> Option<String> {
         let base = std::env::var("BUILDD_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/".into());
         if std::net::TcpStream::connect("127.0.0.1:5432").is_err() && !base.contains("@/") {
