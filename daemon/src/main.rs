@@ -60,6 +60,9 @@ fn main() -> std::process::ExitCode {
             _ => unreachable!("client commands ran above"),
         }
     });
+    // A build stopped mid-download leaves its blocking thread reading until the source's stall
+    // timeout; its result is wanted by no one, so exiting need not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -365,3 +365,57 @@ fn uploaded_buildpacks_reach_every_node() {
     );
     assert_eq!(a.call("GET", "/buildpacks/acme/shared", None).status, 404);
 }
+
+/// A node told to stop (SIGTERM) claims nothing more and, after its grace period, hands its
+/// running build back at once (not after the lease, set long here): another node runs it.
+#[test]
+fn a_stopping_node_hands_its_build_to_another() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let gate = Gate::default();
+    let server = Server::gated(
+        BTreeMap::from([("/slow.tgz".to_string(), procfile_tarball())]),
+        gate.clone(),
+        &["/slow.tgz"],
+    );
+    let long_lease = ["--lease-timeout", "300", "--shutdown-grace", "1"];
+    let mut first = Daemon::with_env(
+        &cluster.data_dir("s1"),
+        &[
+            &["--node-name", "s1", "--concurrency", "1"][..],
+            &long_lease[..],
+        ]
+        .concat(),
+        &cluster.env,
+    );
+    first.create_app("handover");
+    let build = first.create_build(
+        "handover",
+        json!({ "source_blob": { "url": format!("{}/slow.tgz", server.base) } }),
+    );
+    let id = build["id"].as_str().unwrap();
+    assert_eq!(node_running(&first, "handover", id), "s1");
+    let second = Daemon::with_env(
+        &cluster.data_dir("s2"),
+        &[&["--node-name", "s2"][..], &long_lease[..]].concat(),
+        &cluster.env,
+    );
+    let stopping = std::thread::spawn(move || first.terminate());
+    // s1 hands the build back after its grace second; s2 takes it (and waits on the source).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node_running(&second, "handover", id) != "s2" {
+        assert!(Instant::now() < deadline, "s2 never took the build");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gate.open();
+    assert!(stopping.join().unwrap(), "s1 exits cleanly");
+    let done = second.wait_build("handover", id);
+    let output = output_via(&second, &done);
+    assert_eq!(done["status"], "succeeded", "{output}");
+    assert_eq!(nodes_in(&output), ["s1", "s2"], "{output}");
+    assert!(
+        output.contains("Node s1 stopped during this build; it will run again (attempt 2 of 2)."),
+        "{output}"
+    );
+}

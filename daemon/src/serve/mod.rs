@@ -383,10 +383,12 @@ fn spawn_janitor(state: Arc<ServerState>) {
     });
 }
 
-/// Lets running builds finish for up to `grace`, then fails the ones still running. Builds that
-/// never started stay pending and run after the next start.
+/// Stops claiming, lets running builds finish for up to `grace`, then hands the ones still
+/// running back to the queue. Builds that never started stay pending for any node.
 async fn drain(state: &Arc<ServerState>, grace: Duration) {
     tracing::info!("shutting down: waiting up to {grace:?} for running builds");
+    // Pending builds are for the other nodes now (or for this one's next start).
+    state.queue.stop_claiming();
     let deadline = Instant::now() + grace;
     while state.queue.running() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -5,7 +5,7 @@
 //! cancelled through another node stops here at the next lease renewal.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ pub struct Queue {
     /// Builds running on this node: id → (app id, abort handle, when it was claimed).
     tasks: Mutex<HashMap<String, (String, AbortHandle, Instant)>>,
     running: AtomicUsize,
+    /// Set when the node shuts down: it claims nothing more.
+    stopped: AtomicBool,
 }
 
 impl Queue {
@@ -50,7 +52,14 @@ impl Queue {
             wake: Notify::new(),
             tasks: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Claims nothing more (the node is shutting down); running builds go on.
+    pub fn stop_claiming(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake();
     }
 
     /// This node's name.
@@ -184,6 +193,9 @@ async fn claim_loop(state: Arc<ServerState>) {
     let q = &state.queue;
     loop {
         let permit = q.slots.clone().acquire_owned().await.expect("never closed");
+        if q.stopped.load(Ordering::SeqCst) {
+            return;
+        }
         let started = Instant::now();
         match state
             .db
