@@ -47,8 +47,10 @@ impl Cluster {
         let mut args = vec![
             "--node-name",
             name,
+            // Short, so a killed node's build is taken back within seconds; long enough that a
+            // live node on a loaded machine still renews in time (every third of it).
             "--lease-timeout",
-            "2",
+            "3",
             "--claim-interval-ms",
             "200",
         ];
