@@ -421,3 +421,30 @@ fn a_stopping_node_hands_its_build_to_another() {
         "{output}"
     );
 }
+
+/// `/healthz` says whether the node can reach the database, so a load balancer can take a node
+/// out of rotation; the node lives through the outage and is healthy again when it ends.
+#[test]
+fn health_follows_the_database() {
+    let Some(pg) = Postgres::create() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("BUILDD_DATABASE".to_string(), pg.url.clone())];
+    let node = Daemon::with_env(&tmp.path().join("h"), &[], &env);
+    let health = || request("GET", &node.url("/healthz"), &[], None);
+    assert_eq!(health().status, 200);
+
+    pg.set_available(false);
+    let down = health();
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert_eq!(down.json()["id"], "unavailable");
+
+    pg.set_available(true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health().status != 200 {
+        assert!(Instant::now() < deadline, "the node never recovered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    node.create_app("after-the-outage");
+}

@@ -46,6 +46,25 @@ impl Postgres {
         })
     }
 
+    /// Takes the database away (closes every session and refuses new ones), or gives it back.
+    pub fn set_available(&self, available: bool) {
+        let out = psql(
+            &self.server,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS {available}", self.name),
+        );
+        assert!(out.status.success(), "{out:?}");
+        if !available {
+            let out = psql(
+                &self.server,
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ),
+            );
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+
     /// Runs SQL in the test's database; returns psql's unaligned output.
     pub fn query(&self, sql: &str) -> String {
         let out = Command::new("psql")

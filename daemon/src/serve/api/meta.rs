@@ -7,11 +7,23 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use super::{ApiResult, Caller, reply};
+use super::{ApiError, ApiResult, Caller, reply};
 use crate::serve::ServerState;
 
-pub async fn healthz() -> ApiResult {
-    reply(StatusCode::OK, json!({ "status": "ok" }))
+/// Healthy when the database answers: a load balancer in front of several nodes then stops
+/// sending requests to one that lost it (builds need it for everything).
+pub async fn healthz(State(state): State<Arc<ServerState>>) -> ApiResult {
+    match state.db.ping().await {
+        Ok(()) => reply(StatusCode::OK, json!({ "status": "ok" })),
+        Err(err) => {
+            tracing::warn!("health check: {err:#}");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The database is not answering.",
+            ))
+        }
+    }
 }
 
 pub async fn metrics(State(state): State<Arc<ServerState>>) -> ApiResult {

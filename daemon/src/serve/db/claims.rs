@@ -226,6 +226,12 @@ impl Db {
         .await
     }
 
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.call(|c| c.query_row("SELECT 1", params![], |_| Ok(())))
+            .await
+    }
+
     /// Pending builds no node has claimed.
     pub async fn queue_depth(&self) -> Result<i64> {
         self.call(|c| {

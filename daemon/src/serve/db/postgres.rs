@@ -171,6 +171,16 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// Logs why the pool could not connect, cause and all (r2d2's own handler says only "db error").
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<postgres::Error> for LogErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::warn!("database connection: {:#}", anyhow::Error::from(error));
+    }
+}
+
 /// A pool of connections to the database at `url`.
 pub fn pool(url: &str, size: u32) -> Result<(r2d2::Pool<Manager>, Target)> {
     let (url, tls) = super::pg_tls::from_url(url)?;
@@ -182,7 +192,7 @@ pub fn pool(url: &str, size: u32) -> Result<(r2d2::Pool<Manager>, Target)> {
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
-        .error_handler(Box::new(r2d2::LoggingErrorHandler))
+        .error_handler(Box::new(LogErrors))
         .build(Manager(target.clone()))
         .with_context(|| format!("connecting to {}", redact(&url)))?;
     Ok((pool, target))
