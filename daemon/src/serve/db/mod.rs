@@ -630,11 +630,18 @@ impl Db {
                 return Ok(Err(Conflict::Taken(format!("Name {name} is already taken"))));
             }
             let (id, ts) = (new_id(), now());
-            c.execute(
+            let inserted = c.execute(
                 "INSERT INTO apps (id, name, owner_id, stack, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![id, name, owner.id, stack, ts],
-            )?;
-            Ok(Ok(find_app(c, &id)?.expect("just inserted")))
+            );
+            match inserted {
+                Ok(_) => Ok(Ok(find_app(c, &id)?.expect("just inserted"))),
+                // Another node created the name between the check and the insert.
+                Err(err) if sql::is_unique_violation(&err) => {
+                    Ok(Err(Conflict::Taken(format!("Name {name} is already taken"))))
+                }
+                Err(err) => Err(err),
+            }
         })
         .await
     }
@@ -1461,6 +1468,22 @@ mod tests {
             .stored
             .unwrap();
         assert!(String::from_utf8(stored).unwrap().contains("giving up"));
+
+        // Two nodes creating one app name at once: the insert that loses is told apart from
+        // other failures, so the API answers 409, not 500.
+        db.call(move |c| {
+            let err = c
+                .execute(
+                    "INSERT INTO apps (id, name, owner_id, stack, created_at, updated_at) \
+                     VALUES ('another', 'qa', ?1, 's', 't', 't')",
+                    params![user.id],
+                )
+                .unwrap_err();
+            assert!(sql::is_unique_violation(&err), "{err:#}");
+            Ok(())
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread")]

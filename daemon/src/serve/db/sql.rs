@@ -220,6 +220,14 @@ impl Conn<'_> {
     }
 }
 
+/// Whether a statement failed on a UNIQUE constraint (another writer got there first), in either
+/// engine's words.
+pub fn is_unique_violation(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    text.contains("UNIQUE constraint failed")
+        || text.contains("duplicate key value violates unique")
+}
+
 /// `?N` placeholders as PostgreSQL writes them (`$N`); text in quotes is left alone.
 pub fn to_dollar_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
