@@ -233,7 +233,8 @@ pub struct ServeArgs {
     pub build_attempts: i64,
 
     /// With `--blob-store s3://...`: how much of the object store this node keeps on its disk,
-    /// in MiB (sources, slugs and buildpacks it read or wrote; least recently used go first).
+    /// in MiB, for each of its two local copies: blobs (sources, slugs, buildpacks) and app build
+    /// caches. Least recently used go first; anything used in the last 10 minutes stays.
     #[arg(long, value_name = "MIB", default_value_t = 10240)]
     pub blob_cache_limit: u64,
 

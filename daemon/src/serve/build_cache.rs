@@ -9,6 +9,7 @@
 //! contents then, so a node that built the app last downloads nothing, and a build that left the
 //! cache as it was uploads nothing.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::blobs::{Blobs, Remote, upload_file};
+use super::blobs::{Blobs, CACHE_GRACE, Remote, upload_file};
 
 /// The single top-level directory of a packed cache. The unpacker strips a lone top-level
 /// directory, and a cache used by one buildpack would otherwise have one (the buildpack's), so
@@ -93,6 +94,9 @@ impl BuildCaches {
             && marker.e_tag == *e_tag
             && tokio::fs::try_exists(&dir).await.unwrap_or(false)
         {
+            // Local copies are trimmed least recently used first (the marker's time): a use.
+            let _ = std::fs::File::open(self.marker_path(app_id))
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(());
         }
 
@@ -198,6 +202,74 @@ impl BuildCaches {
         }
         Ok(())
     }
+}
+
+impl BuildCaches {
+    /// With an object store, trims this node's copies of app caches to `limit` bytes, least
+    /// recently used first (by their markers' times), sparing apps in `busy` (building here) and
+    /// copies used within [`CACHE_GRACE`]. A trimmed copy is restored from the store when its
+    /// app builds here again. Returns the bytes removed. With a local store the copies are the
+    /// caches themselves: never trimmed.
+    pub fn trim_copies(&self, limit: u64, busy: &HashSet<String>) -> Result<u64> {
+        if self.remote.is_none() {
+            return Ok(0);
+        }
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut copies = Vec::new();
+        let mut total = 0u64;
+        for entry in entries {
+            let entry = entry?;
+            let app_id = entry.file_name().to_string_lossy().into_owned();
+            if !entry.file_type()?.is_dir() || check_app_id(&app_id).is_err() {
+                continue;
+            }
+            let size = tree_size(&entry.path());
+            total += size;
+            let used = std::fs::metadata(self.marker_path(&app_id))
+                .or_else(|_| entry.metadata())
+                .and_then(|m| m.modified())?;
+            copies.push((used, app_id, size));
+        }
+        copies.sort();
+        let recent = std::time::SystemTime::now() - CACHE_GRACE;
+        let mut removed = 0;
+        for (used, app_id, size) in copies {
+            if total - removed <= limit || used > recent {
+                break;
+            }
+            if busy.contains(&app_id) {
+                continue;
+            }
+            // The marker first: a copy without one is downloaded again, never trusted.
+            let _ = std::fs::remove_file(self.marker_path(&app_id));
+            std::fs::remove_dir_all(self.dir(&app_id))?;
+            removed += size;
+        }
+        Ok(removed)
+    }
+}
+
+/// Bytes of the files below `dir` (links not followed).
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Bounds on unpacking a shared cache. A source's defaults (1 GiB packed, 4 GiB unpacked,
@@ -359,6 +431,40 @@ mod tests {
     use super::*;
     use crate::serve::blobs::moto::Moto;
     use object_store::PutPayload;
+
+    #[test]
+    fn local_copies_are_trimmed_least_recently_used_first_sparing_busy_apps() {
+        use std::time::{Duration, SystemTime};
+        let data = tempfile::tempdir().unwrap();
+        let caches = BuildCaches {
+            root: data.path().join("cache"),
+            remote: Some(Remote {
+                store: std::sync::Arc::new(object_store::memory::InMemory::new()),
+                prefix: String::new(),
+            }),
+        };
+        let days_ago = |d: u64| SystemTime::now() - Duration::from_secs(d * 86_400);
+        for (app, days) in [("a", 4), ("b", 3), ("c", 5), ("d", 0)] {
+            let dir = caches.dir(app).join("buildd.static");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("blob"), vec![1; 100]).unwrap();
+            let marker = std::fs::File::create(caches.marker_path(app)).unwrap();
+            marker.set_modified(days_ago(days)).unwrap();
+        }
+        let busy = HashSet::from(["c".to_string()]);
+        // 400 bytes, limit 150: a and b go (oldest first, c is building here); d was just used.
+        assert_eq!(caches.trim_copies(150, &busy).unwrap(), 200);
+        for (app, kept) in [("a", false), ("b", false), ("c", true), ("d", true)] {
+            assert_eq!(caches.dir(app).exists(), kept, "{app}");
+            assert_eq!(caches.marker_path(app).exists(), kept, "{app}");
+        }
+        // A local store's caches are the only copy: never trimmed.
+        let local = BuildCaches {
+            root: caches.root.clone(),
+            remote: None,
+        };
+        assert_eq!(local.trim_copies(0, &HashSet::new()).unwrap(), 0);
+    }
 
     /// A node: its data dir and its caches, on the bucket `spec` names.
     fn node(moto: &Moto, spec: &str) -> (tempfile::TempDir, BuildCaches) {

@@ -351,8 +351,8 @@ impl ServerState {
     }
 }
 
-/// Deletes expired upload slots and the blobs only they used, and trims the read-through blob
-/// cache, now and then.
+/// Deletes expired upload slots and the blobs only they used, and trims this node's copies of
+/// the object store (blobs, build caches), now and then.
 fn spawn_janitor(state: Arc<ServerState>) {
     let every = state
         .config
@@ -372,11 +372,22 @@ fn spawn_janitor(state: Arc<ServerState>) {
                 Err(err) => tracing::warn!("expiring uploads: {err:#}"),
             }
             let (blobs, limit) = (state.blobs.clone(), state.config.blob_cache_limit);
-            match tokio::task::spawn_blocking(move || blobs.trim_cache(limit)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(removed)) => tracing::info!("blob cache trimmed by {removed} bytes"),
-                Ok(Err(err)) => tracing::warn!("trimming the blob cache: {err:#}"),
-                Err(err) => tracing::warn!("trimming the blob cache: {err}"),
+            let caches = state.build_caches.clone();
+            let busy = state.queue.running_apps();
+            let trimmed = tokio::task::spawn_blocking(move || {
+                Ok::<_, anyhow::Error>((
+                    blobs.trim_cache(limit)?,
+                    caches.trim_copies(limit, &busy)?,
+                ))
+            })
+            .await;
+            match trimmed {
+                Ok(Ok((0, 0))) => {}
+                Ok(Ok((b, c))) => tracing::info!(
+                    "local copies trimmed: {b} bytes of blobs, {c} bytes of build caches"
+                ),
+                Ok(Err(err)) => tracing::warn!("trimming local copies: {err:#}"),
+                Err(err) => tracing::warn!("trimming local copies: {err}"),
             }
             tokio::time::sleep(every).await;
         }

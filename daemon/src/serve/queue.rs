@@ -72,6 +72,16 @@ impl Queue {
         self.running.load(Ordering::Relaxed)
     }
 
+    /// The apps with a build running on this node.
+    pub fn running_apps(&self) -> HashSet<String> {
+        self.tasks
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(app, _, _)| app.clone())
+            .collect()
+    }
+
     /// Looks for claimable builds now (one was created, finished, or handed back).
     pub fn wake(&self) {
         self.wake.notify_one();
