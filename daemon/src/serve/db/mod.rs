@@ -957,37 +957,20 @@ impl Db {
     pub async fn create_slug(&self, slug: Slug) -> Result<Slug> {
         self.call(move |c| {
             insert_slug(c, &slug)?;
-            c.query_row(
-                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
-                params![slug.id],
-                slug_row,
-            )
+            Ok(find_slug(c, "id", &slug.id)?.expect("just inserted"))
         })
         .await
     }
 
     /// A slug by id.
     pub async fn slug(&self, id: String) -> Result<Option<Slug>> {
-        self.call(move |c| {
-            c.query_opt(
-                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE id = ?1"),
-                params![id],
-                slug_row,
-            )
-        })
-        .await
+        self.call(move |c| find_slug(c, "id", &id)).await
     }
 
     /// A slug by its blob secret.
     pub async fn slug_by_secret(&self, secret: String) -> Result<Option<Slug>> {
-        self.call(move |c| {
-            c.query_opt(
-                &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE blob_secret = ?1"),
-                params![secret],
-                slug_row,
-            )
-        })
-        .await
+        self.call(move |c| find_slug(c, "blob_secret", &secret))
+            .await
     }
 
     /// Attaches an uploaded blob to a slug.
@@ -1326,6 +1309,15 @@ fn insert_release(
     c.query_row(
         &format!("SELECT {RELEASE_COLUMNS} FROM releases r JOIN users u ON u.id = r.user_id WHERE r.id = ?1"), params![id],
         release_row,
+    )
+}
+
+/// A slug by a unique column (`id` or `blob_secret`).
+fn find_slug(c: &mut Conn, column: &str, value: &str) -> Result<Option<Slug>> {
+    c.query_opt(
+        &format!("SELECT {SLUG_COLUMNS} FROM slugs WHERE {column} = ?1"),
+        params![value],
+        slug_row,
     )
 }
 
