@@ -9,7 +9,7 @@
 use anyhow::Result;
 
 use super::sql::{Conn, Dialect, params};
-use super::{Build, Db, LogLine, find_build, now};
+use super::{BUILD_COLUMNS, Build, Db, LogLine, build_row, find_build, now};
 
 /// Milliseconds since the Unix epoch: lease deadlines are compared as numbers on every engine.
 pub fn now_ms() -> i64 {
@@ -63,12 +63,22 @@ fn append_chunk(c: &mut Conn, build_id: &str, lines: &[LogLine]) -> Result<()> {
         text.extend_from_slice(l.line.as_bytes());
         text.push(b'\n');
     }
-    c.execute(
-        "INSERT INTO build_log_chunks (build_id, seq, text, lines) VALUES \
-         (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_log_chunks WHERE build_id = ?1), ?2, ?3)",
-        params![build_id, text, serde_json::to_string(lines)?],
-    )?;
-    notify(c, LOG_CHANNEL, build_id)
+    const INSERT: &str = "INSERT INTO build_log_chunks (build_id, seq, text, lines) VALUES \
+         (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_log_chunks WHERE build_id = ?1), ?2, ?3)";
+    let params = params![build_id, text, serde_json::to_string(lines)?];
+    match c.dialect() {
+        Dialect::Sqlite => c.execute(INSERT, params).map(drop),
+        // The insert and its NOTIFY in one round trip: output is the chattiest thing a build
+        // writes.
+        Dialect::Postgres => c.query_row(
+            &format!(
+                "WITH chunk AS ({INSERT} RETURNING build_id) \
+                 SELECT pg_notify('{LOG_CHANNEL}', build_id) FROM chunk"
+            ),
+            params,
+            |_| Ok(()),
+        ),
+    }
 }
 
 /// Moves a build's chunks into its stored output (kept when already stored).
@@ -107,19 +117,29 @@ impl Db {
                 Dialect::Sqlite => "",
             };
             let ts = now();
-            let id: Option<String> = c.query_opt(
-                &format!(
-                    "UPDATE builds SET node = ?1, lease_until = ?2, attempts = attempts + 1, \
-                     started_at = ?3, updated_at = ?3 \
-                     WHERE node IS NULL AND id = (SELECT b.id FROM builds b \
-                       WHERE b.status = 'pending' AND b.node IS NULL AND NOT EXISTS \
-                         (SELECT 1 FROM builds o WHERE o.app_id = b.app_id AND o.status = 'pending' AND o.seq < b.seq) \
-                       ORDER BY b.seq LIMIT 1 {lock}) \
-                     RETURNING id"
-                ),
-                params![node, now_ms() + lease_ms, ts],
-                |r| r.get(0),
-            )?;
+            let claim = format!(
+                "UPDATE builds SET node = ?1, lease_until = ?2, attempts = attempts + 1, \
+                 started_at = ?3, updated_at = ?3 \
+                 WHERE node IS NULL AND id = (SELECT b.id FROM builds b \
+                   WHERE b.status = 'pending' AND b.node IS NULL AND NOT EXISTS \
+                     (SELECT 1 FROM builds o WHERE o.app_id = b.app_id AND o.status = 'pending' AND o.seq < b.seq) \
+                   ORDER BY b.seq LIMIT 1 {lock})"
+            );
+            let params = params![node, now_ms() + lease_ms, ts];
+            if c.dialect() == Dialect::Postgres {
+                // The claim and the claimed build in one round trip (SQLite has no UPDATE in
+                // a WITH).
+                return c.query_opt(
+                    &format!(
+                        "WITH b AS ({claim} RETURNING *) SELECT {BUILD_COLUMNS} FROM b \
+                         JOIN users u ON u.id = b.user_id"
+                    ),
+                    params,
+                    build_row,
+                );
+            }
+            let id: Option<String> =
+                c.query_opt(&format!("{claim} RETURNING id"), params, |r| r.get(0))?;
             match id {
                 Some(id) => find_build(c, "b.id = ?1", &id),
                 None => Ok(None),
