@@ -41,7 +41,6 @@ pub const CACHE_GRACE: std::time::Duration = std::time::Duration::from_secs(600)
 /// most `limit` bytes are left, keeping files modified within `grace`.
 fn trim_dir(dir: &Path, limit: u64, grace: std::time::Duration) -> Result<u64> {
     let mut files = Vec::new();
-    let mut total = 0u64;
     let shards = match std::fs::read_dir(dir) {
         Ok(shards) => shards,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -52,20 +51,36 @@ fn trim_dir(dir: &Path, limit: u64, grace: std::time::Duration) -> Result<u64> {
             let entry = entry?;
             let meta = entry.metadata()?;
             if meta.is_file() {
-                total += meta.len();
                 files.push((meta.modified()?, entry.path(), meta.len()));
             }
         }
     }
-    files.sort();
+    evict_lru(files, limit, grace, |path| {
+        std::fs::remove_file(path)?;
+        Ok(true)
+    })
+}
+
+/// Evicts `(last used, item, bytes)` entries, least recently used first, until at most `limit`
+/// bytes are left, stopping at the first entry used within `grace`. `remove` returns whether it
+/// removed the item (`false`: in use, skipped). Returns the bytes removed.
+pub(crate) fn evict_lru<T: Ord>(
+    mut entries: Vec<(std::time::SystemTime, T, u64)>,
+    limit: u64,
+    grace: std::time::Duration,
+    mut remove: impl FnMut(&T) -> Result<bool>,
+) -> Result<u64> {
+    let total: u64 = entries.iter().map(|(_, _, size)| size).sum();
+    entries.sort();
     let recent = std::time::SystemTime::now() - grace;
     let mut removed = 0;
-    for (modified, path, len) in files {
-        if total - removed <= limit || modified > recent {
+    for (used, item, size) in entries {
+        if total - removed <= limit || used > recent {
             break;
         }
-        std::fs::remove_file(&path)?;
-        removed += len;
+        if remove(&item)? {
+            removed += size;
+        }
     }
     Ok(removed)
 }

@@ -20,7 +20,7 @@ use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::blobs::{Blobs, CACHE_GRACE, Remote, upload_file};
+use super::blobs::{Blobs, CACHE_GRACE, Remote, evict_lru, upload_file};
 
 /// The single top-level directory of a packed cache. The unpacker strips a lone top-level
 /// directory, and a cache used by one buildpack would otherwise have one (the buildpack's), so
@@ -164,17 +164,20 @@ impl BuildCaches {
             .prefix(".save-")
             .tempdir_in(&self.root)?;
         let archive = scratch.path().join("cache.tar.gz");
+        // Hashing the tar is cheaper than compressing it, and most builds leave the cache as
+        // it was: compress only what will be uploaded.
+        let marker_path = self.marker_path(app_id);
+        if let Some(marker) = read_marker(&marker_path).await {
+            let dir = dir.clone();
+            let digest = tokio::task::spawn_blocking(move || pack(&dir, None)).await??;
+            if marker.digest == digest {
+                return Ok(());
+            }
+        }
         let digest = {
             let (dir, archive) = (dir.clone(), archive.clone());
             tokio::task::spawn_blocking(move || pack(&dir, Some(&archive))).await??
         };
-        let marker_path = self.marker_path(app_id);
-        if read_marker(&marker_path)
-            .await
-            .is_some_and(|m| m.digest == digest)
-        {
-            return Ok(());
-        }
         let key = Self::key(remote, app_id);
         let put = upload_file(remote.store.as_ref(), &key, &archive).await?;
         match put.e_tag {
@@ -220,36 +223,26 @@ impl BuildCaches {
             Err(e) => return Err(e.into()),
         };
         let mut copies = Vec::new();
-        let mut total = 0u64;
         for entry in entries {
             let entry = entry?;
             let app_id = entry.file_name().to_string_lossy().into_owned();
             if !entry.file_type()?.is_dir() || check_app_id(&app_id).is_err() {
                 continue;
             }
-            let size = tree_size(&entry.path());
-            total += size;
             let used = std::fs::metadata(self.marker_path(&app_id))
                 .or_else(|_| entry.metadata())
                 .and_then(|m| m.modified())?;
-            copies.push((used, app_id, size));
+            copies.push((used, app_id, tree_size(&entry.path())));
         }
-        copies.sort();
-        let recent = std::time::SystemTime::now() - CACHE_GRACE;
-        let mut removed = 0;
-        for (used, app_id, size) in copies {
-            if total - removed <= limit || used > recent {
-                break;
-            }
-            if busy.contains(&app_id) {
-                continue;
+        evict_lru(copies, limit, CACHE_GRACE, |app_id| {
+            if busy.contains(app_id) {
+                return Ok(false);
             }
             // The marker first: a copy without one is downloaded again, never trusted.
-            let _ = std::fs::remove_file(self.marker_path(&app_id));
-            std::fs::remove_dir_all(self.dir(&app_id))?;
-            removed += size;
-        }
-        Ok(removed)
+            let _ = std::fs::remove_file(self.marker_path(app_id));
+            std::fs::remove_dir_all(self.dir(app_id))?;
+            Ok(true)
+        })
     }
 }
 

@@ -33,7 +33,7 @@ use crate::embedded::FIRST_PARTY;
 /// Settings of a running server.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Where the database, blobs, caches and scratch space live.
+    /// This node's local state: scratch space, caches, and by default the database and blobs.
     pub data_dir: PathBuf,
     /// The URL clients use, when the Host header is not it (behind a proxy).
     pub public_url: Option<String>,

@@ -152,13 +152,9 @@ impl Db {
     /// deleted or taken from it, and must stop).
     pub async fn renew_leases(&self, node: String, lease_ms: i64) -> Result<Vec<String>> {
         self.call(move |c| {
-            c.execute(
-                "UPDATE builds SET lease_until = ?2 WHERE node = ?1 AND status = 'pending'",
-                params![node, now_ms() + lease_ms],
-            )?;
             c.all(
-                "SELECT id FROM builds WHERE node = ?1 AND status = 'pending'",
-                params![node],
+                "UPDATE builds SET lease_until = ?2 WHERE node = ?1 AND status = 'pending' RETURNING id",
+                params![node, now_ms() + lease_ms],
                 |r| r.get(0),
             )
         })
